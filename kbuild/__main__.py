@@ -1,0 +1,3 @@
+from kbuild.cli import main
+
+main()

@@ -1,0 +1,213 @@
+"""The command line: `kbuild list | graph | render | compile`. Exit codes: 0 fine, 2 bad input."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kbuild.errors import KbuildError
+
+app = typer.Typer(
+    help="kbuild: declarative, reproducible, multi-arch container image builds for OpenStack.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+Workspace = Annotated[
+    Path, typer.Option("--workspace", "-C", help="The workspace root (has recipes/).", file_okay=False)
+]
+Profiles = Annotated[
+    list[str] | None, typer.Option("--profile", "-p", help="A profile from BUILD/ (repeatable).")
+]
+Patterns = Annotated[list[str] | None, typer.Argument(help="Regular expressions searched in image names.")]
+DistroOpt = Annotated[str | None, typer.Option("--distro", "-d", help="Distro (default from settings).")]
+ReleaseOpt = Annotated[
+    str | None, typer.Option("--release", "-r", help="Release (default: the distro's first).")
+]
+TypeOpt = Annotated[str | None, typer.Option("--type", "-t", help="Install type: binary or source.")]
+PlatformOpt = Annotated[
+    list[str] | None, typer.Option("--platform", help="Platform(s), comma-separated or repeated.")
+]
+BuildDir = Annotated[Path, typer.Option("--build-dir", help="Where rendered contexts are written.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+class GraphFormat(StrEnum):
+    tree = "tree"
+    json = "json"
+    dot = "dot"
+
+
+def _platforms(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(p.strip() for value in values or () for p in value.split(",") if p.strip())
+
+
+def _options(profile, patterns, distro, release, install_type, platform) -> dict:
+    return {
+        "profiles": tuple(profile or ()),
+        "patterns": tuple(patterns or ()),
+        "distro": distro,
+        "release": release,
+        "install_type": install_type,
+        "platforms": _platforms(platform),
+    }
+
+
+@app.command("list")
+def list_images(
+    patterns: Patterns = None,
+    profile: Profiles = None,
+    distro: DistroOpt = None,
+    release: ReleaseOpt = None,
+    install_type: TypeOpt = None,
+    as_json: JsonOpt = False,
+    workspace: Workspace = Path("."),
+) -> None:
+    """List the selected images (all by default), parents first."""
+    from kbuild.catalog import load_catalog
+    from kbuild.select import make_request, select
+
+    catalog = load_catalog(workspace)
+    request = make_request(catalog, **_options(profile, patterns, distro, release, install_type, None))
+    selection = select(catalog, request)
+    rows = [
+        {
+            "name": name,
+            "parent": catalog.images[name].parent,
+            "matched": name in selection.matched,
+            "location": str(catalog.images[name].location),
+        }
+        for name in selection.images
+    ]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        mark = "" if row["matched"] else "  (ancestor)"
+        print(f"{row['name']:<28} {row['parent'] or '-':<24} {row['location']}{mark}")
+
+
+@app.command()
+def graph(
+    patterns: Patterns = None,
+    profile: Profiles = None,
+    output_format: Annotated[
+        GraphFormat, typer.Option("--format", "-f", help="tree, json or dot.")
+    ] = GraphFormat.tree,
+    workspace: Workspace = Path("."),
+) -> None:
+    """Show the parent graph of the selected images."""
+    from kbuild.catalog import load_catalog
+    from kbuild.select import make_request, select
+
+    catalog = load_catalog(workspace)
+    selection = select(catalog, make_request(catalog, **_options(profile, patterns, None, None, None, None)))
+    chosen = set(selection.images)
+    children = {n: [c for c in kids if c in chosen] for n, kids in catalog.children().items() if n in chosen}
+    roots = [n for n in selection.images if catalog.images[n].parent is None]
+    if output_format is GraphFormat.json:
+        print(
+            json.dumps(
+                {n: {"parent": catalog.images[n].parent, "children": children[n]} for n in selection.images},
+                indent=2,
+            )
+        )
+    elif output_format is GraphFormat.dot:
+        print("digraph kbuild {\n  rankdir=LR;\n  node [shape=box];")
+        for name in selection.images:
+            print(f'  "{name}";')
+            parent = catalog.images[name].parent
+            if parent:
+                print(f'  "{parent}" -> "{name}";')
+        print("}")
+    else:
+        from rich.console import Console
+        from rich.tree import Tree
+
+        console = Console()
+        for root in roots:
+            tree = Tree(f"[bold]{root}[/bold]")
+            stack = [(tree, root)]
+            while stack:
+                node, name = stack.pop()
+                for child in children[name]:
+                    stack.append((node.add(child), child))
+            console.print(tree)
+
+
+@app.command("render")
+def render_image(
+    image: Annotated[str, typer.Argument(help="The image to render.")],
+    distro: DistroOpt = None,
+    release: ReleaseOpt = None,
+    install_type: TypeOpt = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Directory for Dockerfile and context.")
+    ] = None,
+    workspace: Workspace = Path("."),
+) -> None:
+    """Render one image's Dockerfile (printed, or written with its context to --output)."""
+    from kbuild.bakefile import write_atomic, write_if_changed
+    from kbuild.catalog import load_catalog
+    from kbuild.errors import did_you_mean
+    from kbuild.render import render
+    from kbuild.select import Selection, make_request
+
+    catalog = load_catalog(workspace)
+    if image not in catalog.images:
+        raise KbuildError(f"unknown image '{image}'", hint=did_you_mean(image, catalog.images))
+    request = make_request(catalog, distro=distro, release=release, install_type=install_type)
+    rendered = render(catalog, Selection((image,), (image,), {}), request)
+    item = next(t for t in rendered.targets if t.name == image)
+    if output is None:
+        sys.stdout.write(item.dockerfile)
+        return
+    write_atomic(output / "Dockerfile", item.dockerfile.encode())
+    for name, source in item.files.items():
+        write_if_changed(output / name, source.read_bytes())
+    print(f"wrote {output / 'Dockerfile'} and {len(item.files)} context file(s)")
+
+
+@app.command("compile")
+def compile_bake(
+    patterns: Patterns = None,
+    profile: Profiles = None,
+    distro: DistroOpt = None,
+    release: ReleaseOpt = None,
+    install_type: TypeOpt = None,
+    platform: PlatformOpt = None,
+    registry: Annotated[str | None, typer.Option(help="Registry of the tags.")] = None,
+    namespace: Annotated[str | None, typer.Option(help="Namespace of the tags.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Tag of every image.")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The bake file to write.")] = Path(
+        "build/docker-bake.json"
+    ),
+    build_dir: BuildDir = Path("build"),
+    workspace: Workspace = Path("."),
+) -> None:
+    """Compile the selected images into a bake file for `docker buildx bake -f`."""
+    from kbuild.pipeline import compile_workspace, write_build
+
+    options = _options(profile, patterns, distro, release, install_type, platform)
+    compiled = compile_workspace(
+        workspace, build_dir, registry=registry, namespace=namespace, tag=tag, **options
+    )
+    write_build(compiled, build_dir, output)
+    count = len(compiled.selection.images)
+    print(
+        f"wrote {output}: {count} image(s) for {compiled.request.variant} on {', '.join(compiled.request.platforms)}"
+    )
+
+
+def main() -> None:
+    try:
+        app()
+    except KbuildError as error:
+        print(error.render(), file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,118 @@
+"""Stage 1: recipe text -> lark syntax tree with positions."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import ClassVar
+
+from lark import Lark, Tree
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+)
+from lark.indenter import Indenter
+
+from kbuild.errors import KbuildError, Location
+
+GRAMMAR = Path(__file__).with_name("grammar.lark")
+
+# What a person calls the grammar's terminals in an error message.
+_TOKEN_NAMES = {
+    "_NEWLINE": "end of line",
+    "_INDENT": "an indented block",
+    "_DEDENT": "end of the indented block",
+    "$END": "end of file",
+    "NAME": "a name",
+    "STRING": "a string",
+    "INT": "a number",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "LBRACE": "'{'",
+    "RBRACE": "'}'",
+    "COMMA": "','",
+    "COLON": "':'",
+    "EQUAL": "'='",
+    "DOT": "'.'",
+}
+
+
+class _Indenter(Indenter):
+    NL_type = "_NEWLINE"
+    OPEN_PAREN_types: ClassVar[list[str]] = ["LPAR", "LSQB", "LBRACE"]
+    CLOSE_PAREN_types: ClassVar[list[str]] = ["RPAR", "RSQB", "RBRACE"]
+    INDENT_type = "_INDENT"
+    DEDENT_type = "_DEDENT"
+    tab_len = 8
+
+
+@functools.cache
+def _parser() -> Lark:
+    # cache=True stores the LALR tables in the temp dir, keyed by the grammar's hash.
+    return Lark(
+        GRAMMAR.read_text(),
+        parser="lalr",
+        postlex=_Indenter(),
+        propagate_positions=True,
+        maybe_placeholders=True,
+        cache=True,
+    )
+
+
+def parse(text: str, path: str) -> Tree:
+    """Parse one recipe file. Raises KbuildError with the position of the first syntax error."""
+    if not text.endswith("\n"):
+        text += "\n"
+    try:
+        return _parser().parse(text)
+    except UnexpectedInput as error:
+        raise _syntax_error(error, text, path) from None
+
+
+def _syntax_error(error: UnexpectedInput, text: str, path: str) -> KbuildError:
+    lines = text.splitlines()
+    line = getattr(error, "line", -1)
+    column = getattr(error, "column", -1)
+    if line is None or line < 1:  # end of file
+        line, column = len(lines), len(lines[-1]) + 1 if lines else 1
+    location = Location(path, line, max(column, 1), lines[line - 1] if line <= len(lines) else "")
+    hint = None
+    if isinstance(error, UnexpectedCharacters):
+        char = text[error.pos_in_stream] if error.pos_in_stream < len(text) else ""
+        message = f"unexpected character {char!r}"
+        if char in "\"'":
+            hint = "strings must close on the same line (use triple quotes for long text)"
+        elif char == "\t" or char == " ":
+            hint = "check the indentation"
+    elif isinstance(error, UnexpectedToken):
+        token = error.token
+        found = "end of file" if token.type == "$END" else _describe(token.type, str(token))
+        message = f"unexpected {found}"
+        expected = sorted({_TOKEN_NAMES.get(name, _literal(name)) for name in error.expected})
+        if expected and len(expected) <= 6:
+            message += f"; expected {', '.join(expected)}"
+        if token.type == "_DEDENT" or token.type == "_INDENT":
+            hint = "check the indentation"
+        elif token.type == "NAME" and "COMMA" in error.expected:
+            hint = "is a ',' missing before it?"
+    elif isinstance(error, UnexpectedEOF):
+        message = "unexpected end of file"
+        hint = "is a bracket left open?"
+    else:
+        message = "syntax error"
+    return KbuildError(f"syntax error: {message}", location, hint)
+
+
+def _describe(token_type: str, value: str) -> str:
+    if token_type in ("_NEWLINE", "_INDENT", "_DEDENT"):
+        return _TOKEN_NAMES[token_type]
+    return repr(value)
+
+
+def _literal(name: str) -> str:
+    # lark names anonymous keyword terminals by their text in upper case: "ELSE" -> 'else'
+    return f"'{name.lower()}'" if name.isalpha() else name

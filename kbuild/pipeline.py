@@ -1,0 +1,38 @@
+"""The stages chained: workspace -> catalog -> selection -> rendering -> bake file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kbuild.bakefile import bake_file, dump_json, write_atomic, write_contexts
+from kbuild.catalog import Catalog, load_catalog
+from kbuild.render import Rendered, render
+from kbuild.select import Request, Selection, make_request, select
+
+
+@dataclass(frozen=True)
+class Compiled:
+    catalog: Catalog
+    request: Request
+    selection: Selection
+    rendered: Rendered
+    bake: dict[str, Any]
+
+
+def compile_catalog(catalog: Catalog, build_dir: Path, **options: Any) -> Compiled:
+    request = make_request(catalog, **options)
+    selection = select(catalog, request)
+    rendered = render(catalog, selection, request)
+    return Compiled(catalog, request, selection, rendered, bake_file(rendered, selection, build_dir))
+
+
+def compile_workspace(root: Path, build_dir: Path, **options: Any) -> Compiled:
+    return compile_catalog(load_catalog(root), build_dir, **options)
+
+
+def write_build(compiled: Compiled, build_dir: Path, bake_path: Path) -> None:
+    """Contexts first, the bake file last and atomically: a bake file never names missing contexts."""
+    write_contexts(compiled.rendered, build_dir)
+    write_atomic(bake_path, dump_json(compiled.bake))

@@ -1,0 +1,136 @@
+"""Stage 4: profiles, regexes and options -> the images to build (with their ancestors)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from kbuild.catalog import Catalog
+from kbuild.errors import KbuildError, did_you_mean
+
+INSTALL_TYPES = ("binary", "source")
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to build and for what: command-line options merged over the workspace settings."""
+
+    profiles: tuple[str, ...]
+    patterns: tuple[str, ...]
+    distro: str
+    release: str
+    type: str
+    platforms: tuple[str, ...]
+    registry: str
+    namespace: str
+    tag: str
+
+    @property
+    def variant(self) -> str:
+        """Names the rendered output: `debian-bookworm-binary`."""
+        return f"{self.distro}-{self.release}-{self.type}"
+
+
+@dataclass(frozen=True)
+class Selection:
+    images: tuple[str, ...]  # parents first
+    matched: tuple[str, ...]  # what the profiles and regexes named, before adding ancestors
+    groups: Mapping[str, tuple[str, ...]]  # profile -> selected images it names
+
+
+def make_request(
+    catalog: Catalog,
+    profiles: Sequence[str] = (),
+    patterns: Sequence[str] = (),
+    distro: str | None = None,
+    release: str | None = None,
+    install_type: str | None = None,
+    platforms: Sequence[str] = (),
+    registry: str | None = None,
+    namespace: str | None = None,
+    tag: str | None = None,
+) -> Request:
+    settings = catalog.settings
+    distro = distro or settings.distro
+    if distro not in catalog.distros:
+        raise KbuildError(
+            f"unknown distro '{distro}'",
+            hint=did_you_mean(distro, catalog.distros) or _known(catalog.distros),
+        )
+    releases = catalog.distros[distro].releases
+    default_release = settings.release if settings.release in releases else releases[0]
+    release = release or default_release
+    if release not in releases:
+        raise KbuildError(
+            f"distro '{distro}' has no release '{release}'",
+            hint=did_you_mean(release, releases) or _known(releases),
+        )
+    install_type = install_type or settings.type
+    if install_type not in INSTALL_TYPES:
+        raise KbuildError(
+            f"unknown install type '{install_type}'", hint=f"use one of: {', '.join(INSTALL_TYPES)}"
+        )
+    chosen = tuple(platforms) or settings.platforms
+    for platform in chosen:
+        if platform not in catalog.platforms:
+            raise KbuildError(
+                f"unknown platform '{platform}'",
+                hint=did_you_mean(platform, catalog.platforms) or _known(catalog.platforms),
+            )
+    for profile in profiles:
+        if profile not in catalog.profiles:
+            raise KbuildError(
+                f"unknown profile '{profile}'",
+                hint=did_you_mean(profile, catalog.profiles) or _known(catalog.profiles),
+            )
+    return Request(
+        profiles=tuple(profiles),
+        patterns=tuple(patterns),
+        distro=distro,
+        release=release,
+        type=install_type,
+        platforms=chosen,
+        registry=settings.registry if registry is None else registry,
+        namespace=settings.namespace if namespace is None else namespace,
+        tag=tag or settings.tag,
+    )
+
+
+def select(catalog: Catalog, request: Request) -> Selection:
+    """Like kolla-build: a profile's regexes and positional regexes are searched in image names;
+    nothing named means every image. Ancestors of what matched are always included."""
+    patterns = [p for name in request.profiles for p in catalog.profiles[name].images]
+    patterns += request.patterns
+    matched = _matching(catalog, patterns, "argument") if patterns else list(catalog.images)
+    wanted = set(matched)
+    for name in matched:
+        wanted.update(catalog.ancestors(name))
+    images = tuple(name for name in catalog.images if name in wanted)
+    groups = {}
+    for profile in catalog.profiles.values():
+        members = set(_matching(catalog, profile.images, None))
+        in_selection = tuple(name for name in images if name in members)
+        if in_selection:
+            groups[profile.name] = in_selection
+    return Selection(images, tuple(matched), groups)
+
+
+def _matching(catalog: Catalog, patterns: Sequence[str], what: str | None) -> list[str]:
+    names: list[str] = []
+    for pattern in patterns:
+        try:
+            regex = re.compile(pattern)
+        except re.error as error:
+            raise KbuildError(f"bad regular expression {pattern!r}: {error}") from None
+        hits = [name for name in catalog.images if regex.search(name)]
+        if not hits and what is not None:
+            raise KbuildError(
+                f"{what} {pattern!r} matches no image", hint=did_you_mean(pattern, catalog.images)
+            )
+        names += [hit for hit in hits if hit not in names]
+    return names
+
+
+def _known(names: Mapping[str, object] | Sequence[str]) -> str:
+    return f"known: {', '.join(sorted(names))}"
