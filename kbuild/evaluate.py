@@ -102,12 +102,20 @@ class _Return(Exception):
         self.value = value
 
 
-class _Break(Exception):
-    pass
+class _Jump(Exception):
+    """`break` or `continue` on its way to the loop; `location` is where it was written."""
+
+    def __init__(self, location: Location) -> None:
+        super().__init__()
+        self.location = location
 
 
-class _Continue(Exception):
-    pass
+class _Break(_Jump):
+    keyword = "break"
+
+
+class _Continue(_Jump):
+    keyword = "continue"
 
 
 # --- the evaluator ---------------------------------------------------------------------------
@@ -152,16 +160,29 @@ class Evaluator:
         module = Module(path, text.splitlines(), {})
         self.loading.append((path, loaded_from))
         try:
-            self._statements(tree.children, module, module.globals)
+            for statement in tree.children:
+                self._top_level(statement, module)
         finally:
             self.loading.pop()
         module.globals = {k: freeze(v) for k, v in module.globals.items()}
         self.modules[path] = module
         return module
 
+    def _top_level(self, statement: Tree, module: Module) -> None:
+        try:
+            self._statement(statement, module, module.globals)
+        except _Jump as jump:
+            raise KbuildError(f"'{jump.keyword}' outside a loop", jump.location) from None
+        except RecursionError:
+            raise KbuildError(
+                "too deeply nested to evaluate",
+                self._loc(module, statement),
+                "split it into smaller expressions or statements",
+            ) from None
+
     def _load(self, node: Tree, module: Module) -> None:
         label_token, *args = node.children
-        label = _string_literal(label_token)
+        label = self._literal(label_token, module)
         location = self._loc(module, label_token)
         if self.frames or len(self.loading) == 0:
             raise KbuildError("load() is only allowed at the top level of a file", location)
@@ -174,13 +195,14 @@ class Evaluator:
                 alias, symbol_token = str(arg.children[0]), arg.children[1]
             else:
                 symbol_token = arg.children[0]
-                alias = _string_literal(symbol_token)
-            symbol = _string_literal(symbol_token)
+                alias = self._literal(symbol_token, module)
+            symbol = self._literal(symbol_token, module)
             symbol_location = self._loc(module, symbol_token)
             if symbol.startswith("_"):
                 raise KbuildError(
                     f"'{symbol}' is private to {target} and cannot be loaded",
                     symbol_location,
+                    "names starting with '_' stay in their file; rename it there to share it",
                 )
             if symbol not in loaded.globals:
                 raise KbuildError(
@@ -260,7 +282,7 @@ class Evaluator:
             value = node.children[0]
             raise _Return(None if value is None else self._eval(value, module, scope))
         elif kind in ("break_stmt", "continue_stmt"):
-            raise (_Break if kind == "break_stmt" else _Continue)()
+            raise (_Break if kind == "break_stmt" else _Continue)(self._loc(module, node))
         elif kind == "pass_stmt":
             pass
         elif kind == "load_stmt":
@@ -375,7 +397,23 @@ class Evaluator:
         )
 
     def _string(self, node: Tree, module: Module, scope: dict[str, Any]) -> str:
-        return _string_literal(node.children[0])
+        return self._literal(node.children[0], module)
+
+    def _literal(self, token: Token, module: Module) -> str:
+        try:
+            return _string_literal(token)
+        except UnicodeDecodeError as error:
+            raise KbuildError(
+                f"bad escape in string: {error.reason}",
+                self._loc(module, token),
+                "write a backslash as \\\\",
+            ) from None
+
+    def _int(self, node: Tree, module: Module, scope: dict[str, Any]) -> int:
+        try:
+            return int(node.children[0])
+        except ValueError as error:
+            raise KbuildError(f"bad int literal: {error}", self._loc(module, node)) from None
 
     def _list(self, node: Tree, module: Module, scope: dict[str, Any]) -> list[Any]:
         return [self._eval(c, module, scope) for c in node.children if c is not None]
@@ -512,7 +550,7 @@ class Evaluator:
             raise KbuildError("'%' formats only strings, ints, bools and None", location)
         try:
             return template % values
-        except (TypeError, ValueError, KeyError) as error:
+        except (TypeError, ValueError, KeyError, OverflowError) as error:
             raise KbuildError(f"bad '%' format: {error}", location) from None
 
     def _getattr(self, node: Tree, module: Module, scope: dict[str, Any]) -> Any:
@@ -538,6 +576,7 @@ class Evaluator:
         key = self._eval(node.children[1], module, scope)
         location = self._loc(module, node)
         if isinstance(container, dict):
+            self._check_hashable(key, module, node.children[1])
             if key not in container:
                 hint = (
                     did_you_mean(key, [k for k in container if isinstance(k, str)])
@@ -641,8 +680,8 @@ class Evaluator:
             self._suite(function.body, function.module, scope)
         except _Return as result:
             return result.value
-        except (_Break, _Continue):
-            raise KbuildError("'break' or 'continue' outside a loop", function.location) from None
+        except _Jump as jump:
+            raise KbuildError(f"'{jump.keyword}' outside a loop", jump.location) from None
         finally:
             self.frames.pop()
         return None
@@ -721,7 +760,7 @@ class Evaluator:
                 if field_name and not field_name.isidentifier() and not field_name.isdigit():
                     raise ValueError(f"field {{{field_name}}}: only {{}}, {{0}} and {{name}} are allowed")
             return template.format(*args, **kwargs)
-        except (ValueError, IndexError, KeyError) as error:
+        except (ValueError, IndexError, KeyError, OverflowError) as error:
             raise KbuildError(f"string.format(): {error}", location) from None
 
     # builtins
@@ -807,7 +846,10 @@ class Evaluator:
         )
 
     def _check_hashable(self, key: Any, module: Module, node: Tree) -> None:
-        if not isinstance(key, (str, int, tuple)) and key is not None:
+        if isinstance(key, tuple):
+            for item in key:
+                self._check_hashable(item, module, node)
+        elif not isinstance(key, (str, int)) and key is not None:
             raise KbuildError(f"a {B.type_name(key)} cannot be a dict key", self._loc(module, node))
 
     def _check_mutable(
@@ -901,7 +943,7 @@ _BINARY_OPS = {"add": "+", "sub": "-", "mul": "*", "mod": "%", "floordiv": "//"}
 _EXPRESSIONS: dict[str, Callable[[Evaluator, Tree, Module, dict[str, Any]], Any]] = {
     "name": Evaluator._name,
     "string": Evaluator._string,
-    "int": lambda self, node, module, scope: int(node.children[0]),
+    "int": Evaluator._int,
     "true": lambda self, node, module, scope: True,
     "false": lambda self, node, module, scope: False,
     "none": lambda self, node, module, scope: None,

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
-from lark import Lark, Tree
+from lark import Lark, Token, Tree
 from lark.exceptions import (
+    LarkError,
     UnexpectedCharacters,
     UnexpectedEOF,
     UnexpectedInput,
     UnexpectedToken,
 )
-from lark.indenter import Indenter
+from lark.indenter import DedentError, Indenter
 
 from kbuild.errors import KbuildError, Location
 
@@ -49,6 +51,20 @@ class _Indenter(Indenter):
     DEDENT_type = "_DEDENT"
     tab_len = 8
 
+    def handle_NL(self, token: Token) -> Iterator[Token]:
+        try:
+            yield from super().handle_NL(token)
+        except DedentError:
+            raise _BadDedent(token) from None
+
+
+class _BadDedent(Exception):
+    """A line indented less than its block but not as little as any enclosing block."""
+
+    def __init__(self, newline: Token) -> None:
+        super().__init__()
+        self.newline = newline
+
 
 @functools.cache
 def _parser() -> Lark:
@@ -71,6 +87,17 @@ def parse(text: str, path: str) -> Tree:
         return _parser().parse(text)
     except UnexpectedInput as error:
         raise _syntax_error(error, text, path) from None
+    except _BadDedent as error:
+        raise KbuildError(
+            "syntax error: unindent does not match any outer indentation level",
+            _location(text, error.newline.end_line, error.newline.end_column, path),
+            "check the indentation",
+        ) from None
+
+
+def _location(text: str, line: int, column: int, path: str) -> Location:
+    lines = text.splitlines()
+    return Location(path, line, max(column, 1), lines[line - 1] if 0 < line <= len(lines) else "")
 
 
 def _syntax_error(error: UnexpectedInput, text: str, path: str) -> KbuildError:
@@ -96,9 +123,15 @@ def _syntax_error(error: UnexpectedInput, text: str, path: str) -> KbuildError:
         if expected and len(expected) <= 6:
             message += f"; expected {', '.join(expected)}"
         if token.type == "_DEDENT" or token.type == "_INDENT":
+            # these borrow the position of the newline before them: point at the line they start
+            location = _location(text, token.end_line, token.end_column, path)
             hint = "check the indentation"
-        elif token.type == "NAME" and "COMMA" in error.expected:
+        elif token.type in ("NAME", "STRING", "INT") and "COMMA" in error.expected:
             hint = "is a ',' missing before it?"
+        elif token.type == "$END" and (bracket := _unclosed_bracket(text)) is not None:
+            message = f"'{bracket}' is never closed"
+            location = _location(text, bracket.line, bracket.column, path)
+            hint = "is a bracket left open?"
     elif isinstance(error, UnexpectedEOF):
         message = "unexpected end of file"
         hint = "is a bracket left open?"
@@ -108,9 +141,25 @@ def _syntax_error(error: UnexpectedInput, text: str, path: str) -> KbuildError:
 
 
 def _describe(token_type: str, value: str) -> str:
-    if token_type in ("_NEWLINE", "_INDENT", "_DEDENT"):
+    if token_type == "_INDENT":
+        return "indentation"
+    if token_type in ("_NEWLINE", "_DEDENT"):
         return _TOKEN_NAMES[token_type]
     return repr(value)
+
+
+def _unclosed_bracket(text: str) -> Token | None:
+    """The innermost bracket still open at the end of `text`, if any."""
+    stack: list[Token] = []
+    try:
+        for token in _parser().lex(text):
+            if token.type in _Indenter.OPEN_PAREN_types:
+                stack.append(token)
+            elif token.type in _Indenter.CLOSE_PAREN_types and stack:
+                stack.pop()
+    except (LarkError, _BadDedent):
+        return None
+    return stack[-1] if stack else None
 
 
 def _literal(name: str) -> str:

@@ -1,0 +1,104 @@
+"""Shared fixtures: a tiny valid workspace that a test copies and then breaks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+
+# A complete, valid workspace, small on purpose (not the real catalogue): one family, one distro,
+# one platform, settings, a profile, a macro file and a few images. Tests add or replace files.
+MINIMAL_WORKSPACE: Mapping[str, str] = {
+    "distros/families.kb": """\
+family(
+    name = "deb",
+    install = "apt-get install -y {packages}",
+    add_user = "useradd --uid {uid} {name}",
+)
+""",
+    "distros/debian.kb": """\
+distro(
+    name = "debian",
+    family = "deb",
+    releases = ["bookworm"],
+    root = debootstrap(variant = "minbase"),
+)
+""",
+    "platforms/linux.kb": """\
+platform(name = "linux/amd64", arch = {"deb": "amd64"})
+""",
+    "BUILD/settings.kb": """\
+settings(distro = "debian", platforms = ["linux/amd64"])
+""",
+    "BUILD/profiles.kb": """\
+profile(name = "core", images = ["^base$", "^keystone"])
+""",
+    "recipes/lib/macros.kb": """\
+COMMON_PACKAGES = ["curl", "less"]
+DEFAULT_ENV = {"LANG": "C.UTF-8"}
+_SECRET = "private"
+
+def service(name, parent, packages = []):
+    image(name = name, parent = parent, packages = {"deb": COMMON_PACKAGES + packages})
+""",
+    "recipes/base/base.kb": """\
+load("//recipes/lib/macros.kb", "COMMON_PACKAGES", "DEFAULT_ENV")
+
+image(
+    name = "base",
+    packages = {"deb": COMMON_PACKAGES},
+    env = DEFAULT_ENV,
+)
+""",
+    "recipes/keystone/keystone.kb": """\
+load("//recipes/lib/macros.kb", "service")
+
+image(
+    name = "keystone-base",
+    parent = "base",
+    files = {"start.sh": "/usr/local/bin/start"},
+)
+service("keystone", "keystone-base", packages = ["apache2"])
+""",
+    "recipes/keystone/start.sh": "#!/bin/sh\nexec keystone\n",
+}
+
+MakeWorkspace = Callable[..., Path]
+
+
+def make_workspace(root: Path, files: Mapping[str, str | None] | None = None) -> Path:
+    """Write MINIMAL_WORKSPACE under `root`, then `files` over it (None deletes a file)."""
+    for path, text in {**MINIMAL_WORKSPACE, **(files or {})}.items():
+        target = root / path
+        if text is None:
+            target.unlink(missing_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    return root
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> MakeWorkspace:
+    """A factory: `workspace({"recipes/x/x.kb": "..."})` -> the root of a fresh copy."""
+    counter = iter(range(1_000_000))
+
+    def make(files: Mapping[str, str | None] | None = None) -> Path:
+        return make_workspace(tmp_path / f"ws{next(counter)}", files)
+
+    return make
+
+
+def run_kbuild(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `python -m kbuild ARGS` as a real subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "kbuild", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
