@@ -205,6 +205,89 @@ def compile_bake(
     )
 
 
+class Progress(StrEnum):
+    auto = "auto"
+    plain = "plain"
+    quiet = "quiet"
+
+
+@app.command()
+def bake(
+    patterns: Patterns = None,
+    profile: Profiles = None,
+    distro: DistroOpt = None,
+    release: ReleaseOpt = None,
+    install_type: TypeOpt = None,
+    platform: PlatformOpt = None,
+    registry: Annotated[str | None, typer.Option(help="Registry of the tags.")] = None,
+    namespace: Annotated[str | None, typer.Option(help="Namespace of the tags.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Tag of every image.")] = None,
+    push: Annotated[
+        bool, typer.Option("--push/--load", help="Push to the registry, or load into the engine.")
+    ] = False,
+    builder: Annotated[str | None, typer.Option(help="The buildx builder (any driver).")] = None,
+    progress: Annotated[
+        Progress, typer.Option(help="auto: a line per image; plain: all BuildKit output.")
+    ] = Progress.auto,
+    retries: Annotated[int, typer.Option(help="Retries of a build that failed on the network.")] = 2,
+    build_dir: BuildDir = Path("build"),
+    workspace: Workspace = Path("."),
+) -> None:
+    """Build the selected images with `docker buildx bake`; write summary, logs and manifest.
+
+    Exit code 0 when every selected image was built, 1 otherwise."""
+    from rich.console import Console
+
+    from kbuild.build import BuildOptions, build
+    from kbuild.pipeline import compile_workspace, prepare_roots, write_build
+    from kbuild.results import write_results
+
+    console = Console(stderr=True, highlight=False)
+    say = console.print if progress is not Progress.quiet else (lambda *_: None)
+    options = _options(profile, patterns, distro, release, install_type, platform)
+    compiled = compile_workspace(
+        workspace, build_dir, registry=registry, namespace=namespace, tag=tag, **options
+    )
+    bake_path = build_dir / "docker-bake.json"
+    prepare_roots(compiled, build_dir, say)
+    write_build(compiled, build_dir, bake_path)
+    request = compiled.request
+    say(
+        f"baking {len(compiled.selection.images)} image(s) for {request.variant} on {', '.join(request.platforms)}"
+    )
+    outcomes = build(compiled, bake_path, BuildOptions(push, builder, progress.value, retries), say)
+    report, _ = write_results(compiled, outcomes, build_dir, push)
+    for status, colour in (("built", "green"), ("failed", "red"), ("parent_error", "red")):
+        for entry in report[status]:
+            detail = f"  {entry['error']}" if entry.get("error") else ""
+            say(f"[{colour}]{status:<12}[/] {entry['name']:<24} {entry['seconds']:>7.1f} s{detail}")
+    say(f"manifest: {build_dir / 'kbuild-manifest.json'} (and .yml); summary: {build_dir / 'summary.json'}")
+    if report["failed"] or report["parent_error"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def doctor(
+    platform: PlatformOpt = None,
+    registry: Annotated[str | None, typer.Option(help="Registry to check (default from settings).")] = None,
+    workspace: Workspace = Path("."),
+) -> None:
+    """Check the build host: engine, buildx, image store, binfmt, registry, debootstrap."""
+    from kbuild.catalog import load_catalog
+    from kbuild.doctor import checks
+
+    catalog = load_catalog(workspace)
+    platforms = _platforms(platform) or catalog.settings.platforms
+    failed = 0
+    for name, ok, detail, fix in checks(platforms, registry or catalog.settings.registry):
+        print(f"{'ok  ' if ok else 'FAIL'}  {name}: {detail}")
+        if not ok:
+            failed += 1
+            print(f"      fix: {fix}")
+    if failed:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     try:
         app()

@@ -76,6 +76,12 @@ def _excerpt(location: Location | None) -> list[str]:
     return out
 
 
+def source_lines(text: str) -> list[str]:
+    """The lines of a recipe as the parser counts them: split at newlines only, not at the
+    form feeds and Unicode separators that str.splitlines() also breaks at."""
+    return [line.removesuffix("\r") for line in text.removesuffix("\n").split("\n")]
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """A `did you mean 'x'?` hint for the closest of `choices`, or None when nothing is close."""
     matches = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)

@@ -16,10 +16,11 @@ from typing import Any
 from lark import Token, Tree
 
 from kbuild import builtins as B
-from kbuild.errors import KbuildError, Location, did_you_mean
+from kbuild.errors import KbuildError, Location, did_you_mean, source_lines
 from kbuild.parse import parse
 
 MAX_CALL_DEPTH = 64
+MAX_LENGTH = 1_000_000  # the longest string or list that `*` or range() may make
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class Builtin:
     kind = "builtin_function"
     name: str
     call: Callable[..., Any]
+    schema: B.Schema | None = None  # kbuild's own: call(location, args, kwargs, where)
 
 
 @dataclass(eq=False)
@@ -131,7 +133,7 @@ class Evaluator:
         self.declarations: list[Declaration] = []
         self.frames: list[tuple[Function, Location]] = []
         self.builtins: dict[str, Any] = {
-            name: Builtin(name, self._kbuild_builtin(schema)) for name, schema in B.SCHEMAS.items()
+            name: Builtin(name, self._kbuild_builtin(schema), schema) for name, schema in B.SCHEMAS.items()
         }
         self.builtins.update(
             {name: Builtin(name, fn) for name, fn in _PURE_BUILTINS.items()},
@@ -153,11 +155,21 @@ class Evaluator:
                 "move the shared code to a file both can load",
             )
         try:
-            text = (self.root / path).read_text()
+            data = (self.root / path).read_bytes()
         except OSError as error:
             raise KbuildError(f"cannot read {path}: {error.strerror}", loaded_from) from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            before = data[: error.start].decode("utf-8").split("\n")
+            line = data.split(b"\n")[len(before) - 1].decode("utf-8", "replace")
+            raise KbuildError(
+                f"{path} is not UTF-8: byte {data[error.start]:#04x} cannot be decoded",
+                Location(path, len(before), len(before[-1]) + 1, line),
+                "save the file as UTF-8",
+            ) from None
         tree = parse(text, path)
-        module = Module(path, text.splitlines(), {})
+        module = Module(path, source_lines(text), {})
         self.loading.append((path, loaded_from))
         try:
             for statement in tree.children:
@@ -412,8 +424,10 @@ class Evaluator:
     def _int(self, node: Tree, module: Module, scope: dict[str, Any]) -> int:
         try:
             return int(node.children[0])
-        except ValueError as error:
-            raise KbuildError(f"bad int literal: {error}", self._loc(module, node)) from None
+        except ValueError:  # longer than sys.get_int_max_str_digits()
+            raise KbuildError(
+                f"int literal too long ({len(node.children[0])} digits)", self._loc(module, node)
+            ) from None
 
     def _list(self, node: Tree, module: Module, scope: dict[str, Any]) -> list[Any]:
         return [self._eval(c, module, scope) for c in node.children if c is not None]
@@ -534,6 +548,8 @@ class Evaluator:
                 "use dict(a, **b) or a | b is not supported",
             )
         if op == "*" and (numbers or (isinstance(left, (str, list, tuple)) and _is_int(right))):
+            if not numbers and len(left) * right > MAX_LENGTH:
+                raise KbuildError(f"'*' would make more than {MAX_LENGTH} items", location)
             return list(left * right) if isinstance(left, list) else left * right
         if op in ("-", "//", "%") and numbers:
             if op != "-" and right == 0:
@@ -612,42 +628,55 @@ class Evaluator:
         location = self._loc(module, node)
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
+        where: dict[str | int, Location] = {}  # argument (index or name) -> where it was written
         for argument in arguments.children if arguments is not None else ():
             value = self._eval(argument.children[-1], module, scope)
+            argument_location = self._loc(module, argument)
             if argument.data == "arg_pos":
                 if kwargs:
-                    raise KbuildError(
-                        "positional argument after keyword arguments",
-                        self._loc(module, argument),
-                    )
+                    raise KbuildError("positional argument after keyword arguments", argument_location)
+                where[len(args)] = argument_location
                 args.append(value)
             elif argument.data == "arg_kw":
+                where[str(argument.children[0])] = argument_location
                 self._add_kwarg(kwargs, str(argument.children[0]), value, module, argument)
             elif argument.data == "arg_star":
                 if not isinstance(value, (list, tuple)):
                     raise KbuildError(
                         f"*args needs a list or tuple, got {B.type_name(value)}",
-                        self._loc(module, argument),
+                        argument_location,
                     )
+                where.update(dict.fromkeys(range(len(args), len(args) + len(value)), argument_location))
                 args.extend(value)
             else:
                 if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
                     raise KbuildError(
                         f"**kwargs needs a dict with string keys, got {B.type_name(value)}",
-                        self._loc(module, argument),
+                        argument_location,
                     )
                 for key, item in value.items():
+                    where[key] = argument_location
                     self._add_kwarg(kwargs, key, item, module, argument)
-        return self.call(function, args, kwargs, location)
+        return self.call(function, args, kwargs, location, where)
 
     def _add_kwarg(self, kwargs: dict[str, Any], key: str, value: Any, module: Module, node: Tree) -> None:
         if key in kwargs:
             raise KbuildError(f"argument '{key}' given twice", self._loc(module, node))
         kwargs[key] = value
 
-    def call(self, function: Any, args: list[Any], kwargs: dict[str, Any], location: Location) -> Any:
+    def call(
+        self,
+        function: Any,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        location: Location,
+        where: Mapping[str | int, Location] | None = None,
+    ) -> Any:
+        """Call `function`; `where` has the locations of the arguments, for errors about one."""
         if isinstance(function, Function):
-            return self._call_function(function, args, kwargs, location)
+            return self._call_function(function, args, kwargs, location, where or {})
+        if isinstance(function, Builtin) and function.schema is not None:
+            return function.call(location, args, kwargs, where or {})
         if isinstance(function, Builtin):
             try:
                 return function.call(location, *args, **kwargs)
@@ -663,6 +692,7 @@ class Evaluator:
         args: list[Any],
         kwargs: dict[str, Any],
         location: Location,
+        where: Mapping[str | int, Location],
     ) -> Any:
         active = [f for f, _ in self.frames]
         if function in active:
@@ -674,7 +704,7 @@ class Evaluator:
             )
         if len(self.frames) >= MAX_CALL_DEPTH:
             raise KbuildError("calls nested too deeply", location)
-        scope = self._bind(function, args, kwargs, location)
+        scope = self._bind(function, args, kwargs, location, where)
         self.frames.append((function, location))
         try:
             self._suite(function.body, function.module, scope)
@@ -692,6 +722,7 @@ class Evaluator:
         args: list[Any],
         kwargs: dict[str, Any],
         location: Location,
+        where: Mapping[str | int, Location],
     ) -> dict[str, Any]:
         scope: dict[str, Any] = {}
         remaining = list(args)
@@ -705,7 +736,7 @@ class Evaluator:
                 extra_kwargs = {}
             elif remaining:
                 if name in extra_kwargs:
-                    raise KbuildError(f"{function.name}() got '{name}' twice", location)
+                    raise KbuildError(f"{function.name}() got '{name}' twice", where.get(name, location))
                 scope[name] = remaining.pop(0)
             elif name in extra_kwargs:
                 scope[name] = extra_kwargs.pop(name)
@@ -720,14 +751,14 @@ class Evaluator:
         if remaining:
             raise KbuildError(
                 f"{function.name}() takes {len(function.params)} arguments, got {len(args)}",
-                location,
+                where.get(len(args) - len(remaining), location),
             )
         if extra_kwargs:
             unknown = next(iter(extra_kwargs))
             names = [n for k, n, _ in function.params if not k]
             raise KbuildError(
                 f"{function.name}() got an unknown argument '{unknown}'",
-                location,
+                where.get(unknown, location),
                 did_you_mean(unknown, names),
             )
         return scope
@@ -766,8 +797,13 @@ class Evaluator:
     # builtins
 
     def _kbuild_builtin(self, schema: B.Schema) -> Callable[..., Any]:
-        def call(location: Location, *args: Any, **kwargs: Any) -> Any:
-            checked = self._check_args(schema, args, kwargs, location)
+        def call(
+            location: Location,
+            args: list[Any],
+            kwargs: dict[str, Any],
+            where: Mapping[str | int, Location],
+        ) -> Any:
+            checked = self._check_args(schema, tuple(args), kwargs, location, where)
             if not schema.declares:
                 return B.make_value(schema, checked)
             if self.frames:
@@ -786,14 +822,18 @@ class Evaluator:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         location: Location,
+        where: Mapping[str | int, Location],
     ) -> dict[str, Any]:
         given: dict[str, Any] = {}
         if len(args) > len(schema.positional) and schema.star is None:
             raise KbuildError(
                 f"{schema.name}() takes {len(schema.positional) or 'no'} positional arguments, got {len(args)}",
-                location,
+                where.get(len(schema.positional), location),
                 "pass the others by keyword: name = value",
             )
+        # argument name -> where it was written, for errors about one argument
+        at = {name: where[i] for i, name in enumerate(schema.positional) if i in where}
+        at.update((k, v) for k, v in where.items() if isinstance(k, str))
         given.update(zip(schema.positional, args, strict=False))
         if schema.star is not None:
             given[schema.star] = tuple(args[len(schema.positional) :])
@@ -801,11 +841,11 @@ class Evaluator:
             if key not in schema.params:
                 raise KbuildError(
                     f"{schema.name}() got an unknown argument '{key}'",
-                    location,
+                    at.get(key, location),
                     did_you_mean(key, schema.params),
                 )
             if key in given:
-                raise KbuildError(f"{schema.name}() got '{key}' twice", location)
+                raise KbuildError(f"{schema.name}() got '{key}' twice", at.get(key, location))
             given[key] = value
         checked: dict[str, Any] = {}
         for (
@@ -823,7 +863,9 @@ class Evaluator:
             try:
                 checked[name] = param.type.check(given[name])
             except B.SchemaTypeError as error:
-                raise KbuildError(f"{schema.name}(): argument '{name}': {error}", location) from None
+                raise KbuildError(
+                    f"{schema.name}(): argument '{name}': {error}", at.get(name, location)
+                ) from None
         return checked
 
     def _fail(self, location: Location, *message: Any) -> None:
@@ -978,6 +1020,13 @@ def _builtin_dict(location: Location, *args: Any, **kwargs: Any) -> dict[Any, An
     return dict(*args, **kwargs)
 
 
+def _range(location: Location, *args: Any) -> list[int]:
+    numbers = range(*args)
+    if abs(numbers.stop - numbers.start) > MAX_LENGTH * abs(numbers.step):
+        raise ValueError(f"more than {MAX_LENGTH} numbers")
+    return list(numbers)
+
+
 def _builtin_str(location: Location, value: Any = "") -> str:
     if isinstance(value, bool):
         return "True" if value else "False"
@@ -986,7 +1035,7 @@ def _builtin_str(location: Location, value: Any = "") -> str:
 
 _PURE_BUILTINS: dict[str, Callable[..., Any]] = {
     "len": lambda location, value: len(value),
-    "range": lambda location, *args: list(range(*args)),
+    "range": _range,
     "str": _builtin_str,
     "int": lambda location, value, base=10: int(value, base) if isinstance(value, str) else int(value),
     "bool": lambda location, value=False: bool(value),

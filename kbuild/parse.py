@@ -17,7 +17,7 @@ from lark.exceptions import (
 )
 from lark.indenter import DedentError, Indenter
 
-from kbuild.errors import KbuildError, Location
+from kbuild.errors import KbuildError, Location, source_lines
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
 
@@ -96,12 +96,12 @@ def parse(text: str, path: str) -> Tree:
 
 
 def _location(text: str, line: int, column: int, path: str) -> Location:
-    lines = text.splitlines()
+    lines = source_lines(text)
     return Location(path, line, max(column, 1), lines[line - 1] if 0 < line <= len(lines) else "")
 
 
 def _syntax_error(error: UnexpectedInput, text: str, path: str) -> KbuildError:
-    lines = text.splitlines()
+    lines = source_lines(text)
     line = getattr(error, "line", -1)
     column = getattr(error, "column", -1)
     if line is None or line < 1:  # end of file

@@ -36,3 +36,25 @@ def write_build(compiled: Compiled, build_dir: Path, bake_path: Path) -> None:
     """Contexts first, the bake file last and atomically: a bake file never names missing contexts."""
     write_contexts(compiled.rendered, build_dir)
     write_atomic(bake_path, dump_json(compiled.bake))
+
+
+def prepare_roots(compiled: Compiled, build_dir: Path, say) -> None:
+    """Make the debootstrap tarballs the root targets need, one per platform (cached)."""
+    from kbuild.bakefile import rootfs_dir
+    from kbuild.roots import ensure_rootfs
+
+    request = compiled.request
+    distro = compiled.catalog.distros[request.distro]
+    for target in compiled.rendered.targets:
+        if target.rootfs is None:
+            continue
+        root = distro.roots[request.release]
+        for platform in request.platforms:
+            spec = compiled.catalog.platforms[platform]
+            tarball = ensure_rootfs(
+                root, request.release, spec.arch[distro.family], rootfs_dir(build_dir, target.rootfs), 0, say
+            )
+            # The Dockerfile names tarballs by BuildKit's TARGETARCH; families may name arches differently.
+            link = tarball.with_name(f"rootfs-{spec.buildkit_arch}.tar.gz")
+            if link != tarball and not link.exists():
+                link.symlink_to(tarball.name)

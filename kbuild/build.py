@@ -1,0 +1,217 @@
+"""Stage 7: a compiled bake file -> images, through `docker buildx bake` (python-on-whales).
+
+buildx stops a whole bake at the first failing target, so kbuild bakes in rounds: after a failed
+round, the failed targets and their descendants are set aside and the rest is baked again (what
+already finished comes straight from BuildKit's cache). Failures that look transient (network)
+are retried with backoff. Each round's plain progress output is split into one log per image.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kbuild.bakefile import target_name
+from kbuild.pipeline import Compiled
+
+# Build output that says the network, not the recipe, failed.
+TRANSIENT = re.compile(
+    r"Temporary failure resolving|Could not resolve|Connection (timed out|refused|reset)|"
+    r"Failed to fetch|i/o timeout|TLS handshake timeout|502 Bad Gateway|503 Service Unavailable|"
+    r"Hash Sum mismatch|unexpected EOF",
+    re.IGNORECASE,
+)
+_VERTEX = re.compile(r"^#(\d+) \[([a-zA-Z0-9_-]+)[ \]]")
+_STEP = re.compile(r"^#(\d+) (.*)$")
+
+
+@dataclass
+class TargetOutcome:
+    name: str
+    status: str = "pending"  # built | failed | parent_error
+    seconds: float = 0.0
+    attempts: int = 0
+    error: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    push: bool = False
+    builder: str | None = None
+    progress: str = "plain"
+    retries: int = 2
+    backoff: float = 5.0
+
+
+class _Round:
+    """Routes one bake's plain progress lines to the targets they belong to."""
+
+    def __init__(self, outcomes: dict[str, TargetOutcome], say: Callable[[str], None]) -> None:
+        self.outcomes = outcomes
+        self.say = say
+        self.vertex_target: dict[str, str] = {}
+        self.started: dict[str, float] = {}
+        self.last_seen: dict[str, float] = {}
+        self.failed: set[str] = set()
+        self.general: list[str] = []
+
+    def feed(self, line: str) -> None:
+        line = line.rstrip("\n")
+        now = time.monotonic()
+        match = _VERTEX.match(line)
+        if match and match.group(2) in self.outcomes:
+            self.vertex_target[match.group(1)] = match.group(2)
+        step = _STEP.match(line)
+        target = self.vertex_target.get(step.group(1)) if step else None
+        if target is None:
+            self.general.append(line)
+            return
+        if target not in self.started:
+            self.started[target] = now
+            self.say(f"[bold]started[/] {target}")
+        self.last_seen[target] = now
+        self.outcomes[target].log.append(line)
+        if step and step.group(2).startswith("ERROR:"):
+            self.failed.add(target)
+            self.outcomes[target].error = step.group(2).removeprefix("ERROR:").strip()
+
+    def seconds(self, target: str) -> float:
+        if target not in self.started:
+            return 0.0
+        return self.last_seen[target] - self.started[target]
+
+
+def build(
+    compiled: Compiled,
+    bake_path: Path,
+    options: BuildOptions,
+    say: Callable[[str], None],
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, TargetOutcome]:
+    """Bake every target of the compiled bake file; returns an outcome per target name."""
+    from python_on_whales import DockerClient
+    from python_on_whales.exceptions import DockerException
+
+    docker = DockerClient()
+    targets = list(compiled.bake["target"])
+    parents = _parents(compiled.bake)
+    outcomes = {name: TargetOutcome(name) for name in targets}
+    images = [target_name(n) for n in compiled.selection.images]
+    remaining = list(images)
+    failures_without_target = 0
+    while remaining:
+        current = _Round(outcomes, say)
+        for name in _with_ancestors(remaining, parents):
+            outcomes[name].attempts += 1
+        with tempfile.NamedTemporaryFile(suffix=".json", dir=bake_path.parent) as metadata_file:
+            error = ""
+            try:
+                stream = docker.buildx.bake(
+                    targets=remaining,
+                    files=[bake_path],
+                    push=options.push,
+                    load=not options.push,
+                    builder=options.builder,
+                    progress="plain",
+                    metadata_file=metadata_file.name,
+                    stream_logs=True,
+                    # Provenance would change the index digest on every build.
+                    variables={"BUILDX_NO_DEFAULT_ATTESTATIONS": "1"},
+                )
+                for line in stream:
+                    current.feed(line)
+                    if options.progress == "plain":
+                        print(line, end="" if line.endswith("\n") else "\n")
+            except DockerException as failure:
+                error = _last_error(failure, current.general)
+            metadata = _read_metadata(Path(metadata_file.name))
+        for name in _with_ancestors(remaining, parents):
+            outcomes[name].seconds += current.seconds(name)
+        if not error:
+            for name in _with_ancestors(remaining, parents):
+                outcomes[name].status = "built"
+                outcomes[name].metadata = metadata.get(name, {})
+            break
+        if not current.failed:
+            failures_without_target += 1
+            if failures_without_target > options.retries:
+                for name in remaining:
+                    outcomes[name].status, outcomes[name].error = "failed", error
+                break
+            say(
+                f"[yellow]bake failed ({error}); retrying in {options.backoff * failures_without_target:.0f} s[/]"
+            )
+            sleep(options.backoff * failures_without_target)
+            continue
+        retry = False
+        for name in sorted(current.failed):
+            outcome = outcomes[name]
+            if TRANSIENT.search("\n".join(outcome.log)) and outcome.attempts <= options.retries:
+                say(f"[yellow]{name} failed on what looks like a network error; retrying[/]")
+                retry = True
+                continue
+            outcome.status = "failed"
+            say(f"[red]failed[/] {name}: {outcome.error}")
+            for descendant in _descendants(name, parents):
+                if outcomes[descendant].status == "pending":
+                    outcomes[descendant].status = "parent_error"
+                    outcomes[descendant].error = f"parent {name} failed"
+        if retry:
+            sleep(options.backoff)
+        remaining = [n for n in remaining if outcomes[n].status == "pending"]
+    return outcomes
+
+
+def _parents(bake: dict[str, Any]) -> dict[str, str | None]:
+    parents: dict[str, str | None] = {}
+    for name, target in bake["target"].items():
+        sources = [s for s in target.get("contexts", {}).values() if s.startswith("target:")]
+        parents[name] = sources[0].removeprefix("target:") if sources else None
+    return parents
+
+
+def _with_ancestors(names: Iterable[str], parents: dict[str, str | None]) -> list[str]:
+    out: list[str] = []
+    for name in names:
+        chain = []
+        current: str | None = name
+        while current is not None and current not in out and current not in chain:
+            chain.append(current)
+            current = parents.get(current)
+        out += reversed(chain)
+    return out
+
+
+def _descendants(name: str, parents: dict[str, str | None]) -> list[str]:
+    found: list[str] = []
+    frontier = [name]
+    while frontier:
+        parent = frontier.pop()
+        kids = [child for child, p in parents.items() if p == parent]
+        found += kids
+        frontier += kids
+    return found
+
+
+def _read_metadata(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text() or "{}")
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _last_error(failure: Exception, general: list[str]) -> str:
+    errors = [line for line in general if line.startswith("ERROR")]
+    if errors:
+        return errors[-1].removeprefix("ERROR:").strip()
+    stderr = getattr(failure, "stderr", "") or ""
+    lines = [line for line in str(stderr).splitlines() if line.strip()]
+    return lines[-1] if lines else str(failure).splitlines()[0]
