@@ -54,8 +54,16 @@ def context_dir(build_dir: Path, request: Request, name: str) -> Path:
     return build_dir / "contexts" / request.variant / name
 
 
-def rootfs_dir(build_dir: Path, key: str) -> Path:
-    return build_dir / "roots" / key
+def cache_dir() -> Path:
+    """Where made-once artefacts (debootstrap roots) live, shared by every workspace and build dir."""
+    configured = os.environ.get("KBUILD_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kbuild"
+
+
+def rootfs_dir(key: str) -> Path:
+    return cache_dir() / "roots" / key
 
 
 def bake_file(rendered: Rendered, selection: Selection, build_dir: Path) -> dict[str, Any]:
@@ -75,7 +83,7 @@ def bake_file(rendered: Rendered, selection: Selection, build_dir: Path) -> dict
 def _target(item: RenderedImage, request: Request, build_dir: Path) -> dict[str, Any]:
     directory = context_dir(build_dir, request, item.name)
     target: dict[str, Any] = {
-        "context": str(rootfs_dir(build_dir, item.rootfs) if item.rootfs else directory),
+        "context": str(rootfs_dir(item.rootfs) if item.rootfs else directory),
         "dockerfile": str(directory / "Dockerfile"),
         "platforms": list(request.platforms),
     }

@@ -27,7 +27,7 @@ TRANSIENT = re.compile(
     r"Hash Sum mismatch|unexpected EOF",
     re.IGNORECASE,
 )
-_VERTEX = re.compile(r"^#(\d+) \[([a-zA-Z0-9_-]+)[ \]]")
+_VERTEX = re.compile(r"^#(\d+) \[([a-zA-Z0-9_-]+)(?: [^\]]*)?\] ?(.*)$")
 _STEP = re.compile(r"^#(\d+) (.*)$")
 
 
@@ -38,6 +38,7 @@ class TargetOutcome:
     seconds: float = 0.0
     attempts: int = 0
     error: str = ""
+    failed_step: str = ""  # the build step that failed, as BuildKit names it
     metadata: dict[str, Any] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
 
@@ -58,6 +59,7 @@ class _Round:
         self.outcomes = outcomes
         self.say = say
         self.vertex_target: dict[str, str] = {}
+        self.vertex_step: dict[str, str] = {}
         self.started: dict[str, float] = {}
         self.last_seen: dict[str, float] = {}
         self.failed: set[str] = set()
@@ -69,6 +71,7 @@ class _Round:
         match = _VERTEX.match(line)
         if match and match.group(2) in self.outcomes:
             self.vertex_target[match.group(1)] = match.group(2)
+            self.vertex_step[match.group(1)] = match.group(3)
         step = _STEP.match(line)
         target = self.vertex_target.get(step.group(1)) if step else None
         if target is None:
@@ -82,6 +85,7 @@ class _Round:
         if step and step.group(2).startswith("ERROR:"):
             self.failed.add(target)
             self.outcomes[target].error = step.group(2).removeprefix("ERROR:").strip()
+            self.outcomes[target].failed_step = self.vertex_step.get(step.group(1), "")
 
     def seconds(self, target: str) -> float:
         if target not in self.started:
@@ -104,6 +108,7 @@ def build(
     targets = list(compiled.bake["target"])
     parents = _parents(compiled.bake)
     outcomes = {name: TargetOutcome(name) for name in targets}
+    dockerfiles = {target_name(t.name): t.dockerfile for t in compiled.rendered.targets}
     images = [target_name(n) for n in compiled.selection.images]
     remaining = list(images)
     failures_without_target = 0
@@ -152,7 +157,7 @@ def build(
             sleep(options.backoff * failures_without_target)
             continue
         retry = False
-        for name in sorted(current.failed):
+        for name in sorted(_culprits(current.failed, outcomes, parents, dockerfiles)):
             outcome = outcomes[name]
             if TRANSIENT.search("\n".join(outcome.log)) and outcome.attempts <= options.retries:
                 say(f"[yellow]{name} failed on what looks like a network error; retrying[/]")
@@ -168,6 +173,43 @@ def build(
             sleep(options.backoff)
         remaining = [n for n in remaining if outcomes[n].status == "pending"]
     return outcomes
+
+
+def _culprits(
+    failed: set[str],
+    outcomes: dict[str, TargetOutcome],
+    parents: dict[str, str | None],
+    dockerfiles: dict[str, str],
+) -> set[str]:
+    """The images whose own steps failed. A child's build runs its parent's steps too and BuildKit
+    may report a parent's failing step under the child's name: blame the nearest image whose
+    Dockerfile has that step."""
+    culprits = set()
+    for name in failed:
+        step = _squash(outcomes[name].failed_step)
+        culprit = name
+        for candidate in [name, *_ancestors(name, parents)]:
+            if step and step in _squash(dockerfiles.get(candidate, "")):
+                culprit = candidate
+                break
+        if culprit != name:
+            outcomes[culprit].error = outcomes[culprit].error or outcomes[name].error
+            outcomes[culprit].log += outcomes[name].log
+        culprits.add(culprit)
+    return culprits
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.replace("\\\n", " ").split())
+
+
+def _ancestors(name: str, parents: dict[str, str | None]) -> list[str]:
+    chain = []
+    current = parents.get(name)
+    while current is not None:
+        chain.append(current)
+        current = parents.get(current)
+    return chain
 
 
 def _parents(bake: dict[str, Any]) -> dict[str, str | None]:

@@ -864,7 +864,9 @@ class Evaluator:
                 checked[name] = param.type.check(given[name])
             except B.SchemaTypeError as error:
                 raise KbuildError(
-                    f"{schema.name}(): argument '{name}': {error}", at.get(name, location)
+                    f"{schema.name}(): argument '{name}': {error}",
+                    at.get(name, location),
+                    f"{name}: {param.doc}" if param.doc else None,
                 ) from None
         return checked
 

@@ -52,7 +52,7 @@ def prepare_roots(compiled: Compiled, build_dir: Path, say) -> None:
         for platform in request.platforms:
             spec = compiled.catalog.platforms[platform]
             tarball = ensure_rootfs(
-                root, request.release, spec.arch[distro.family], rootfs_dir(build_dir, target.rootfs), 0, say
+                root, request.release, spec.arch[distro.family], rootfs_dir(target.rootfs), 0, say
             )
             # The Dockerfile names tarballs by BuildKit's TARGETARCH; families may name arches differently.
             link = tarball.with_name(f"rootfs-{spec.buildkit_arch}.tar.gz")
