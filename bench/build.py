@@ -1,0 +1,80 @@
+"""Cold build of a profile versus its critical path (the longest parent chain of images).
+
+    .venv/bin/python bench/build.py [--profile core] [--platform linux/amd64] [--warm]
+
+Empties BuildKit's cache first (unless --warm), bakes the profile with --push into a namespace of
+its own, and compares the wall-clock time with the longest chain of per-image build times from
+summary.json. BuildKit runs independent images side by side, so the two should be close.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="core")
+    parser.add_argument("--platform", default="linux/amd64")
+    parser.add_argument("--warm", action="store_true", help="keep BuildKit's cache")
+    args = parser.parse_args()
+    if not args.warm:
+        subprocess.run(["docker", "builder", "prune", "-af"], check=True, capture_output=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        build_dir = Path(scratch)
+        namespace = f"bench-{int(time.time())}"
+        command = [
+            sys.executable,
+            "-m",
+            "kbuild",
+            "bake",
+            "-p",
+            args.profile,
+            "--platform",
+            args.platform,
+            "--push",
+            "--namespace",
+            namespace,
+            "--build-dir",
+            str(build_dir),
+            "--progress",
+            "quiet",
+        ]
+        start = time.perf_counter()
+        result = subprocess.run(command, cwd=ROOT)
+        wall = time.perf_counter() - start
+        summary = json.loads((build_dir / "summary.json").read_text())
+        manifest = json.loads((build_dir / "kbuild-manifest.json").read_text())
+    seconds = {entry["name"]: entry["seconds"] for entry in summary["built"]}
+    parents = {name: image["parent"] for name, image in manifest["images"].items()}
+
+    def chain(name: str | None) -> float:
+        return 0.0 if name is None else seconds.get(name, 0.0) + chain(parents.get(name))
+
+    leaf = max(seconds, key=chain)
+    path, node = [], leaf
+    while node is not None:
+        path.append(node)
+        node = parents.get(node)
+    critical = chain(leaf)
+    print(
+        f"{'cold' if not args.warm else 'warm'} bake of {args.profile} on {args.platform}: {wall:.1f} s wall clock, exit {result.returncode}"
+    )
+    for name, value in sorted(seconds.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<20} {value:7.1f} s")
+    print(
+        f"critical path {' <- '.join(path)}: {critical:.1f} s; sum of all images: {sum(seconds.values()):.1f} s"
+    )
+    print(f"wall clock / critical path: {wall / critical:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
