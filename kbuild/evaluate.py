@@ -176,7 +176,10 @@ class Evaluator:
                 self._top_level(statement, module)
         finally:
             self.loading.pop()
-        module.globals = {k: freeze(v) for k, v in module.globals.items()}
+        try:
+            module.globals = {k: freeze(v) for k, v in module.globals.items()}
+        except RecursionError:
+            raise KbuildError(f"{path}: a global value is too deeply nested to freeze") from None
         self.modules[path] = module
         return module
 
@@ -554,7 +557,7 @@ class Evaluator:
         if op in ("-", "//", "%") and numbers:
             if op != "-" and right == 0:
                 raise KbuildError("division by zero", location)
-            return {"-": left - right, "//": left // right, "%": left % right}[op]
+            return left - right if op == "-" else left // right if op == "//" else left % right
         raise KbuildError(
             f"unsupported operand types for {op}: {B.type_name(left)} and {B.type_name(right)}",
             location,
@@ -1018,7 +1021,7 @@ def _check_type(location: Location, value: Any) -> str:
     return B.type_name(value)
 
 
-def _builtin_dict(location: Location, *args: Any, **kwargs: Any) -> dict[Any, Any]:
+def _builtin_dict(location: Location, /, *args: Any, **kwargs: Any) -> dict[Any, Any]:
     return dict(*args, **kwargs)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -69,24 +70,27 @@ service("keystone", "keystone-base", packages = ["apache2"])
 MakeWorkspace = Callable[..., Path]
 
 
-def make_workspace(root: Path, files: Mapping[str, str | None] | None = None) -> Path:
+def make_workspace(root: Path, files: Mapping[str, str | bytes | None] | None = None) -> Path:
     """Write MINIMAL_WORKSPACE under `root`, then `files` over it (None deletes a file)."""
-    for path, text in {**MINIMAL_WORKSPACE, **(files or {})}.items():
+    for path, content in {**MINIMAL_WORKSPACE, **(files or {})}.items():
         target = root / path
-        if text is None:
+        if content is None:
             target.unlink(missing_ok=True)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content, encoding="utf-8")
     return root
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> MakeWorkspace:
-    """A factory: `workspace({"recipes/x/x.kb": "..."})` -> the root of a fresh copy."""
+def workspace_factory(tmp_path: Path) -> MakeWorkspace:
+    """A factory: `workspace_factory({"recipes/x/x.kb": "..."})` -> the root of a fresh copy."""
     counter = iter(range(1_000_000))
 
-    def make(files: Mapping[str, str | None] | None = None) -> Path:
+    def make(files: Mapping[str, str | bytes | None] | None = None) -> Path:
         return make_workspace(tmp_path / f"ws{next(counter)}", files)
 
     return make
@@ -97,7 +101,8 @@ def run_kbuild(*args: str | Path, cwd: Path | None = None) -> subprocess.Complet
     return subprocess.run(
         [sys.executable, "-m", "kbuild", *map(str, args)],
         capture_output=True,
-        text=True,
+        encoding="utf-8",
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
         cwd=cwd,
         timeout=60,
         check=False,

@@ -9,7 +9,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_readme_reference_is_current():
     readme = (ROOT / "README.md").read_text()
-    assert builtin_reference().rstrip("\n") in readme, "run: python -m kbuild.reference, and paste into README.md"
+    assert builtin_reference().rstrip("\n") in readme, (
+        "run: python -m kbuild.reference, and paste into README.md"
+    )
 
 
 def test_readme_names_every_command():

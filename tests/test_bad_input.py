@@ -1,0 +1,295 @@
+"""Bad input: every broken workspace makes the CLI exit 2 with a located error, never a traceback.
+
+A case names a directory of tests/broken/ whose files are copied over the minimal valid workspace of
+conftest.py (no directory: the minimal workspace as it is, for command-line mistakes), the command
+line, and what stderr must show: `path:line:column`, the source line with a caret under that
+column, a fragment of the message and the whole hint. Adding a case is one directory and one entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import MakeWorkspace, make_workspace, run_kbuild
+
+CORPUS = Path(__file__).with_name("broken")
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str  # directory of tests/broken/ laid out like a workspace; missing: no files added
+    where: str | None  # "path:line:column" of the error; None: no place (command-line mistakes)
+    message: str  # a fragment of the first "error:" line
+    hint: str | None = None  # the whole hint text; None: not checked
+    args: tuple[str, ...] = ("list",)  # the command; `-C workspace` is added
+    notes: tuple[str, ...] = ()  # further "path:line:column" the error must show (with excerpt)
+
+
+BAD = "recipes/bad/bad.kb"
+INDENT = "check the indentation"
+COMMA = "is a ',' missing before it?"
+FROZEN = "values are frozen once the file that made them is evaluated; copy it first: list(x) or dict(x)"
+RECURSION = "recipes must terminate; unroll the recursion"
+
+CASES = [
+    # --- syntax ------------------------------------------------------------------------------
+    Case("syntax_unclosed_bracket", f"{BAD}:1:6", "'(' is never closed", "is a bracket left open?"),
+    Case("syntax_unclosed_list", f"{BAD}:1:12", "'[' is never closed", "is a bracket left open?"),
+    Case("syntax_unexpected_indent", f"{BAD}:3:7", "unexpected indentation", INDENT),
+    Case(
+        "syntax_bad_dedent",
+        f"{BAD}:3:5",
+        "unindent does not match any outer indentation level",
+        INDENT,
+    ),
+    Case("syntax_stray_character", f"{BAD}:3:20", "unexpected character '$'"),
+    Case(
+        "syntax_unterminated_string",
+        f"{BAD}:2:12",
+        "unexpected character '\"'",
+        "strings must close on the same line (use triple quotes for long text)",
+    ),
+    Case("syntax_missing_comma_between_args", f"{BAD}:3:5", "unexpected 'parent'", COMMA),
+    Case("syntax_missing_comma_in_list", f"{BAD}:1:48", "unexpected '\"less\"'", COMMA),
+    Case("syntax_missing_colon", f"{BAD}:1:20", "unexpected end of line; expected ':'"),
+    Case(
+        "not_utf8",
+        f"{BAD}:3:23",
+        "recipes/bad/bad.kb is not UTF-8: byte 0xe9",
+        "save the file as UTF-8",
+    ),
+    # --- names, arguments and types ----------------------------------------------------------
+    Case("undefined_name", f"{BAD}:3:40", "undefined name 'PACKGES'", "did you mean 'PACKAGES'?"),
+    Case("undefined_builtin", f"{BAD}:1:1", "undefined name 'imgae'", "did you mean 'image'?"),
+    Case(
+        "type_packages_not_a_dict",
+        f"{BAD}:3:5",
+        "image(): argument 'packages': expected a dict of strings to a list of strings, got list",
+        "packages: family -> packages, for every install type",
+    ),
+    Case(
+        "type_uid_string",
+        f"{BAD}:1:23",
+        "user(): argument 'uid': expected an int, got string",
+        "uid: fixed user id",
+        args=("compile",),
+    ),
+    Case("type_bad_image_name", f"{BAD}:1:7", "'Bad_Image' is not a valid image name"),
+    Case(
+        "unknown_argument_image",
+        f"{BAD}:3:5",
+        "image() got an unknown argument 'pakages'",
+        "did you mean 'packages'?",
+    ),
+    Case(
+        "unknown_argument_macro",
+        f"{BAD}:3:24",
+        "service() got an unknown argument 'pakages'",
+        "did you mean 'packages'?",
+    ),
+    # --- load() ------------------------------------------------------------------------------
+    Case(
+        "load_missing_file",
+        f"{BAD}:1:6",
+        "cannot load '//recipes/lib/macro.kb': no such file recipes/lib/macro.kb",
+        "did you mean '//recipes/lib/macros.kb'?",
+    ),
+    Case(
+        "load_dotdot",
+        f"{BAD}:1:6",
+        "bad load path '../lib/macros.kb'",
+        "use '//dir/file.kb' from the workspace root or 'file.kb' next to this file",
+    ),
+    Case(
+        "load_missing_symbol",
+        f"{BAD}:1:52",
+        "recipes/lib/macros.kb has no symbol 'servce'",
+        "did you mean 'service'?",
+    ),
+    Case(
+        "load_private_symbol",
+        f"{BAD}:1:33",
+        "'_SECRET' is private to recipes/lib/macros.kb",
+        "names starting with '_' stay in their file; rename it there to share it",
+    ),
+    Case(
+        "load_cycle",
+        "recipes/bad/c.kb:2:6",
+        "load cycle: recipes/bad/a.kb -> recipes/bad/b.kb -> recipes/bad/c.kb -> recipes/bad/a.kb",
+        "move the shared code to a file both can load",
+    ),
+    # --- evaluation --------------------------------------------------------------------------
+    Case("recursion_direct", f"{BAD}:2:30", "recursion is not allowed: layers -> layers", RECURSION),
+    Case(
+        "recursion_mutual",
+        f"{BAD}:5:33",
+        "recursion is not allowed: even -> odd -> even",
+        RECURSION,
+    ),
+    Case("frozen_list_append", f"{BAD}:3:1", "cannot modify a frozen list", FROZEN),
+    Case("frozen_dict_assign", f"{BAD}:3:1", "cannot modify a frozen dict", FROZEN),
+    Case("break_outside_loop", f"{BAD}:3:1", "'break' outside a loop"),
+    Case(
+        "bad_string_escape",
+        f"{BAD}:1:36",
+        "bad escape in string: truncated \\xXX escape",
+        "write a backslash as \\\\",
+    ),
+    Case("unhashable_dict_key", f"{BAD}:3:9", "a list cannot be a dict key"),
+    Case(
+        "too_deeply_nested",
+        f"{BAD}:2:1",
+        "too deeply nested to evaluate",
+        "split it into smaller expressions or statements",
+    ),
+    Case("form_feed_line_numbers", f"{BAD}:3:5", "undefined name 'undefined_thing'"),
+    Case("value_too_deep", None, "recipes/bad/bad.kb: a global value is too deeply nested to freeze"),
+    # --- the catalog as a whole --------------------------------------------------------------
+    Case(
+        "parent_cycle",
+        f"{BAD}:1:1",
+        "parent cycle: cycle-a -> cycle-c -> cycle-b -> cycle-a",
+        "an image cannot be its own ancestor",
+        args=("compile",),
+        notes=(f"{BAD}:4:1", f"{BAD}:2:1"),
+    ),
+    Case(
+        "duplicate_image",
+        "recipes/zz/dup.kb:2:1",
+        "image 'keystone' is declared twice",
+        "rename one of them, or use override() in an overlay to change an existing one",
+        notes=("recipes/keystone/keystone.kb:8:1",),
+    ),
+    Case(
+        "unknown_parent",
+        "recipes/keystone/api.kb:1:1",
+        "image 'keystone-api' has unknown parent 'keystone-bse'",
+        "did you mean 'keystone-base'?",
+    ),
+    Case("unknown_family", f"{BAD}:1:1", "unknown package family 'dep'", "did you mean 'deb'?"),
+    Case(
+        "unknown_family_in_distro",
+        "distros/fedora.kb:1:1",
+        "unknown package family 'rpm'",
+        "declared families: deb",
+    ),
+    Case(
+        "missing_context_file",
+        "recipes/keystone/api.kb:1:1",
+        "image 'keystone-api': context file 'recipes/keystone/strat.sh' does not exist",
+        "did you mean 'start.sh'?",
+    ),
+    Case(
+        "unknown_block",
+        f"{BAD}:1:1",
+        "image 'bad' fills unknown block 'fotter'",
+        "did you mean 'footer'?",
+        args=("compile",),
+    ),
+    Case(
+        "profile_matches_nothing",
+        "BUILD/profiles.kb:3:1",
+        "profile 'api': '^keystone-bse$' matches no image",
+        "did you mean 'keystone-base'?",
+    ),
+    Case(
+        "settings_unknown_distro",
+        "BUILD/settings.kb:1:1",
+        "settings(): unknown distro 'debain'",
+        "did you mean 'debian'?",
+    ),
+    # --- the command line: no file to point at -----------------------------------------------
+    Case("cli_unknown_profile", None, "unknown profile 'cor'", "did you mean 'core'?", ("list", "-p", "cor")),
+    Case(
+        "cli_unknown_distro",
+        None,
+        "unknown distro 'debain'",
+        "did you mean 'debian'?",
+        ("compile", "-d", "debain"),
+    ),
+    Case(
+        "cli_unknown_release",
+        None,
+        "distro 'debian' has no release 'bookwrm'",
+        "did you mean 'bookworm'?",
+        ("compile", "-r", "bookwrm"),
+    ),
+    Case(
+        "cli_pattern_matches_nothing",
+        None,
+        "argument 'keystone-bse' matches no image",
+        "did you mean 'keystone-base'?",
+        ("list", "keystone-bse"),
+    ),
+    Case(
+        "cli_unknown_platform",
+        None,
+        "unknown platform 'linux/arm64'",
+        "did you mean 'linux/amd64'?",
+        ("compile", "--platform", "linux/arm64"),
+    ),
+]
+
+
+def _excerpt(lines: list[str], workspace: Path, where: str) -> None:
+    """`where` is shown as `--> path:line:column`, then its source line, then a caret under the column."""
+    path, line, column = where.rsplit(":", 2)
+    arrow = f"  --> {where}"
+    assert arrow in lines, f"{arrow!r} not in stderr:\n" + "\n".join(lines)
+    at = lines.index(arrow)
+    source = (workspace / path).read_bytes().decode("utf-8", "replace").split("\n")[int(line) - 1]
+    gutter = " " * len(line)
+    assert lines[at + 1 : at + 4] == [
+        f" {gutter} |",
+        f" {line} | {source.removesuffix(chr(13)).expandtabs(1)}",
+        f" {gutter} | {' ' * (int(column) - 1)}^",
+    ]
+
+
+def corpus_files(name: str) -> dict[str, bytes]:
+    """The files of tests/broken/NAME, by workspace-relative path (none if it does not exist)."""
+    directory = CORPUS / name
+    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_bad_input(case: Case, workspace_factory: MakeWorkspace, tmp_path: Path) -> None:
+    workspace = workspace_factory(corpus_files(case.name))
+    args = [*case.args, "-C", workspace]
+    if case.args[0] == "compile":
+        args += ["--output", tmp_path / "bake.json", "--build-dir", tmp_path / "build"]
+
+    result = run_kbuild(*args, cwd=tmp_path)
+
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 2, result.stderr
+    assert not (tmp_path / "bake.json").exists()
+    lines = result.stderr.split("\n")  # not splitlines(): source lines may hold \f
+    assert lines[0].startswith("error: "), result.stderr
+    assert case.message in lines[0]
+    if case.where is None:
+        assert "-->" not in result.stderr
+    else:
+        assert lines[1] == f"  --> {case.where}"
+        for where in (case.where, *case.notes):
+            _excerpt(lines, workspace, where)
+    if case.hint is not None:
+        assert f"hint: {case.hint}" in lines, result.stderr
+
+
+def test_every_corpus_directory_has_a_case() -> None:
+    assert {p.name for p in CORPUS.iterdir() if p.is_dir()} <= {case.name for case in CASES}
+    assert len({case.name for case in CASES}) == len(CASES)
+
+
+def test_the_minimal_workspace_is_valid(tmp_path: Path) -> None:
+    """The cases break it on purpose; unbroken it compiles."""
+    workspace = make_workspace(tmp_path / "workspace")
+    bake = tmp_path / "bake.json"
+    result = run_kbuild(
+        "compile", "-C", workspace, "--output", bake, "--build-dir", tmp_path / "build", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert bake.is_file()
