@@ -29,6 +29,7 @@ TRANSIENT = re.compile(
 )
 _VERTEX = re.compile(r"^#(\d+) \[([a-zA-Z0-9_-]+)(?: [^\]]*)?\] ?(.*)$")
 _STEP = re.compile(r"^#(\d+) (.*)$")
+_DONE = re.compile(r"^DONE (\d+(?:\.\d+)?)s$")
 
 
 @dataclass
@@ -60,14 +61,13 @@ class _Round:
         self.say = say
         self.vertex_target: dict[str, str] = {}
         self.vertex_step: dict[str, str] = {}
-        self.started: dict[str, float] = {}
-        self.last_seen: dict[str, float] = {}
+        self.vertex_seconds: dict[str, float] = {}
+        self.started: set[str] = set()
         self.failed: set[str] = set()
         self.general: list[str] = []
 
     def feed(self, line: str) -> None:
         line = line.rstrip("\n")
-        now = time.monotonic()
         match = _VERTEX.match(line)
         if match and match.group(2) in self.outcomes:
             self.vertex_target[match.group(1)] = match.group(2)
@@ -78,19 +78,16 @@ class _Round:
             self.general.append(line)
             return
         if target not in self.started:
-            self.started[target] = now
+            self.started.add(target)
             self.say(f"[bold]started[/] {target}")
-        self.last_seen[target] = now
         self.outcomes[target].log.append(line)
+        done = _DONE.match(step.group(2)) if step else None
+        if done:
+            self.vertex_seconds[step.group(1)] = float(done.group(1))
         if step and step.group(2).startswith("ERROR:"):
             self.failed.add(target)
             self.outcomes[target].error = step.group(2).removeprefix("ERROR:").strip()
             self.outcomes[target].failed_step = self.vertex_step.get(step.group(1), "")
-
-    def seconds(self, target: str) -> float:
-        if target not in self.started:
-            return 0.0
-        return self.last_seen[target] - self.started[target]
 
 
 def build(
@@ -138,8 +135,10 @@ def build(
             except DockerException as failure:
                 error = _last_error(failure, current.general)
             metadata = _read_metadata(Path(metadata_file.name))
-        for name in _with_ancestors(remaining, parents):
-            outcomes[name].seconds += current.seconds(name)
+        for vertex, seconds in current.vertex_seconds.items():
+            target = current.vertex_target[vertex]
+            owner = _owner(target, current.vertex_step.get(vertex, ""), parents, dockerfiles)
+            outcomes[owner].seconds += seconds
         if not error:
             for name in _with_ancestors(remaining, parents):
                 outcomes[name].status = "built"
@@ -181,22 +180,27 @@ def _culprits(
     parents: dict[str, str | None],
     dockerfiles: dict[str, str],
 ) -> set[str]:
-    """The images whose own steps failed. A child's build runs its parent's steps too and BuildKit
-    may report a parent's failing step under the child's name: blame the nearest image whose
-    Dockerfile has that step."""
+    """The images whose own steps failed."""
     culprits = set()
     for name in failed:
-        step = _squash(outcomes[name].failed_step)
-        culprit = name
-        for candidate in [name, *_ancestors(name, parents)]:
-            if step and step in _squash(dockerfiles.get(candidate, "")):
-                culprit = candidate
-                break
+        culprit = _owner(name, outcomes[name].failed_step, parents, dockerfiles)
         if culprit != name:
             outcomes[culprit].error = outcomes[culprit].error or outcomes[name].error
             outcomes[culprit].log += outcomes[name].log
         culprits.add(culprit)
     return culprits
+
+
+def _owner(target: str, step: str, parents: dict[str, str | None], dockerfiles: dict[str, str]) -> str:
+    """The image a build step belongs to. A child's build runs its parent's steps too, and BuildKit
+    may report a parent's step under the child's name: the owner is the nearest image whose
+    Dockerfile has that step."""
+    squashed = _squash(step)
+    if squashed:
+        for candidate in [target, *_ancestors(target, parents)]:
+            if squashed in _squash(dockerfiles.get(candidate, "")):
+                return candidate
+    return target
 
 
 def _squash(text: str) -> str:

@@ -35,6 +35,9 @@ PlatformOpt = Annotated[
     list[str] | None, typer.Option("--platform", help="Platform(s), comma-separated or repeated.")
 ]
 BuildDir = Annotated[Path, typer.Option("--build-dir", help="Where rendered contexts are written.")]
+RegistryOpt = Annotated[str | None, typer.Option(help="Registry of the tags (default from settings).")]
+NamespaceOpt = Annotated[str | None, typer.Option(help="Namespace of the tags (default from settings).")]
+TagOpt = Annotated[str | None, typer.Option(help="Tag of every image (default from settings).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
@@ -182,9 +185,9 @@ def compile_bake(
     release: ReleaseOpt = None,
     install_type: TypeOpt = None,
     platform: PlatformOpt = None,
-    registry: Annotated[str | None, typer.Option(help="Registry of the tags.")] = None,
-    namespace: Annotated[str | None, typer.Option(help="Namespace of the tags.")] = None,
-    tag: Annotated[str | None, typer.Option(help="Tag of every image.")] = None,
+    registry: RegistryOpt = None,
+    namespace: NamespaceOpt = None,
+    tag: TagOpt = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="The bake file to write.")] = Path(
         "build/docker-bake.json"
     ),
@@ -219,9 +222,9 @@ def bake(
     release: ReleaseOpt = None,
     install_type: TypeOpt = None,
     platform: PlatformOpt = None,
-    registry: Annotated[str | None, typer.Option(help="Registry of the tags.")] = None,
-    namespace: Annotated[str | None, typer.Option(help="Namespace of the tags.")] = None,
-    tag: Annotated[str | None, typer.Option(help="Tag of every image.")] = None,
+    registry: RegistryOpt = None,
+    namespace: NamespaceOpt = None,
+    tag: TagOpt = None,
     push: Annotated[
         bool, typer.Option("--push/--load", help="Push to the registry, or load into the engine.")
     ] = False,

@@ -774,9 +774,7 @@ class Evaluator:
         location: Location,
     ) -> Any:
         receiver, name = method.receiver, method.name
-        if name in _MUTATORS.get(type(receiver).__mro__[-2], ()) or (
-            isinstance(receiver, (FrozenList, FrozenDict)) and name in _MUTATORS[list] | _MUTATORS[dict]
-        ):
+        if name in _MUTATORS[list] | _MUTATORS[dict]:
             self._check_mutable(receiver, None, None, location)
         if isinstance(receiver, str) and name == "format":
             return self._format(receiver, args, kwargs, location)
