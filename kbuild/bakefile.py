@@ -37,8 +37,6 @@ TARGET_ATTRIBUTES = frozenset(
     }
 )
 
-_TARGET_NAME = re.compile(r"[a-zA-Z0-9_-]+")
-
 
 def target_name(image: str) -> str:
     """Bake target names allow [a-zA-Z0-9_-] only."""
@@ -119,11 +117,6 @@ def escape(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: escape(v) for k, v in value.items()}
     return value
-
-
-def check_target_names(bake: Mapping[str, Any]) -> None:
-    for name in bake["target"]:
-        assert _TARGET_NAME.fullmatch(name), name
 
 
 # --- writing ---------------------------------------------------------------------------------
