@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +67,7 @@ def synthetic_workspace(directory: Path, images: int, per_project: int = 9) -> P
     return directory
 
 
-def best(runs: int, action) -> tuple[float, list[float]]:
+def best(runs: int, action: Callable[[], object]) -> tuple[float, list[float]]:
     times = []
     for _ in range(runs):
         start = time.perf_counter()

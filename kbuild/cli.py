@@ -51,7 +51,14 @@ def _platforms(values: list[str] | None) -> tuple[str, ...]:
     return tuple(p.strip() for value in values or () for p in value.split(",") if p.strip())
 
 
-def _options(profile, patterns, distro, release, install_type, platform) -> dict:
+def _options(
+    profile: list[str] | None,
+    patterns: list[str] | None,
+    distro: str | None,
+    release: str | None,
+    install_type: str | None,
+    platform: list[str] | None,
+) -> dict[str, object]:
     return {
         "profiles": tuple(profile or ()),
         "patterns": tuple(patterns or ()),
@@ -252,7 +259,7 @@ def bake(
         workspace, build_dir, registry=registry, namespace=namespace, tag=tag, **options
     )
     bake_path = build_dir / "docker-bake.json"
-    prepare_roots(compiled, build_dir, say)
+    prepare_roots(compiled, say)
     write_build(compiled, build_dir, bake_path)
     request = compiled.request
     say(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ def write_build(compiled: Compiled, build_dir: Path, bake_path: Path) -> None:
     write_atomic(bake_path, dump_json(compiled.bake))
 
 
-def prepare_roots(compiled: Compiled, build_dir: Path, say) -> None:
+def prepare_roots(compiled: Compiled, say: Callable[[str], None]) -> None:
     """Make the debootstrap tarballs the root targets need, one per platform (cached)."""
     from kbuild.bakefile import rootfs_dir
     from kbuild.roots import ensure_rootfs

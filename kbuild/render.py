@@ -16,6 +16,7 @@ from pathlib import Path
 import jinja2
 
 from kbuild import __version__
+from kbuild.builtins import Pip, User
 from kbuild.catalog import BLOCKS, Catalog, Distro, Family, Image
 from kbuild.select import Request, Selection
 
@@ -125,7 +126,7 @@ def _family_packages(image: Image, family: str, install_type: str) -> list[str]:
     return sorted(set(chosen))
 
 
-def _inherited_user(catalog: Catalog, image: Image):
+def _inherited_user(catalog: Catalog, image: Image) -> User | None:
     for ancestor in catalog.ancestors(image.name):
         if catalog.images[ancestor].user is not None:
             return catalog.images[ancestor].user
@@ -156,13 +157,13 @@ def _install(family: Family, packages: list[str]) -> str:
     return f"{command} \\\n    && {family.clean}" if family.clean else command
 
 
-def _add_user(family: Family, user) -> str:
+def _add_user(family: Family, user: User) -> str:
     return _fill(
         family.add_user, name=user.name, uid=user.uid, gid=user.gid, home=user.home, shell=user.shell
     )
 
 
-def _pip_install(source) -> str:
+def _pip_install(source: Pip) -> str:
     venv = shlex.quote(source.venv)
     steps = [f"(test -d {venv} || python3 -m venv {venv})"]
     if source.requirements:
