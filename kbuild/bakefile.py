@@ -12,11 +12,17 @@ import re
 import shutil
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kbuild.plan import Plan, image_ref, repository
 from kbuild.render import Rendered, RenderedImage
 from kbuild.select import Request, Selection
+
+# The label that carries an image's content hash: it can be read from the registry (the config
+# blob) without pulling a layer.
+HASH_LABEL = "io.kbuild.content-hash"
 
 # The target attributes kbuild may emit: all known to buildx 0.13's bake.
 TARGET_ATTRIBUTES = frozenset(
@@ -43,13 +49,17 @@ def target_name(image: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_-]", "_", image)
 
 
-def image_ref(request: Request, image: str) -> str:
-    repository = "/".join(part for part in (request.registry, request.namespace, image) if part)
-    return f"{repository}:{request.tag}"
-
-
 def context_dir(build_dir: Path, request: Request, name: str) -> Path:
     return build_dir / "contexts" / request.variant / name
+
+
+def oci_archive(build_dir: Path, request: Request, name: str) -> Path:
+    """Where the OCI exporter writes an image before it is pushed or loaded."""
+    return build_dir.resolve() / "oci" / request.variant / f"{name}.tar"
+
+
+def probe_dir(build_dir: Path, request: Request, name: str) -> Path:
+    return build_dir.resolve() / "probes" / request.variant / name
 
 
 def cache_dir() -> Path:
@@ -64,48 +74,87 @@ def rootfs_dir(key: str) -> Path:
     return cache_dir() / "roots" / key
 
 
-def bake_file(rendered: Rendered, selection: Selection, build_dir: Path) -> dict[str, Any]:
-    """The bake definition as a dict. Paths are absolute, so it works from any directory."""
-    request = rendered.request
+@dataclass(frozen=True)
+class BakeOptions:
+    cache: str | None = None  # "registry" or "local:DIR": BuildKit's layer cache, shared
+    no_cache: bool = False
+    export: bool = True  # False: images stay in BuildKit's cache (`kbuild lock` only probes them)
+
+
+DEFAULT_OPTIONS = BakeOptions()
+
+
+def bake_file(
+    rendered: Rendered,
+    selection: Selection,
+    plan: Plan,
+    build_dir: Path,
+    options: BakeOptions = DEFAULT_OPTIONS,
+) -> dict[str, Any]:
+    """The bake definition of what the plan builds. Paths are absolute, so it works from any
+    directory; an image the plan found is named by digest in its children's contexts."""
     build_dir = build_dir.resolve()
     targets: dict[str, dict[str, Any]] = {}
     for item in rendered.targets:
-        targets[target_name(item.name)] = _target(item, request, build_dir)
-    groups = {"default": {"targets": [target_name(n) for n in selection.images]}}
+        if item.name in plan.build:
+            targets[target_name(item.name)] = _target(item, rendered, plan, build_dir, options)
+    probes = [target_name(t.name) for t in rendered.targets if t.probe and t.name in plan.build]
+    building = probes or [target_name(n) for n in selection.images if n in plan.build]
+    groups = {"default": {"targets": building}}
     for profile, members in sorted(selection.groups.items()):
-        if profile != "default":
-            groups[profile] = {"targets": [target_name(n) for n in members]}
+        chosen = [target_name(n) for n in members if n in plan.build]
+        if profile != "default" and chosen:
+            groups[profile] = {"targets": chosen}
     return escape({"group": groups, "target": targets})
 
 
-def _target(item: RenderedImage, request: Request, build_dir: Path) -> dict[str, Any]:
+def _target(
+    item: RenderedImage, rendered: Rendered, plan: Plan, build_dir: Path, options: BakeOptions
+) -> dict[str, Any]:
+    request = rendered.request
     directory = context_dir(build_dir, request, item.name)
     target: dict[str, Any] = {
         "context": str(rootfs_dir(item.rootfs) if item.rootfs else directory),
         "dockerfile": str(directory / "Dockerfile"),
         "platforms": list(request.platforms),
+        "args": dict(rendered.args),
     }
     if item.parent is not None and item.parent_source is not None:
         source = item.parent_source
         if source.startswith("target:"):
-            source = "target:" + target_name(source.removeprefix("target:"))
+            parent = source.removeprefix("target:")
+            found = plan.found.get(parent)
+            source = found.context if found else "target:" + target_name(parent)
         target["contexts"] = {item.parent: source}
-    if item.image is not None:
+    if item.probe:
+        target["output"] = [f"type=local,dest={probe_dir(build_dir, request, item.name)},platform-split=true"]
+    elif item.image is None:
+        pass  # a root is only ever a parent: bake builds it for its children and exports nothing
+    elif not options.export:
+        target["output"] = ["type=cacheonly"]
+    else:
         target["tags"] = [image_ref(request, item.name)]
-        target["labels"] = _oci_labels(item, request)
+        target["labels"] = {**item.labels, HASH_LABEL: plan.hashes[item.name]}
+        # The OCI exporter, unlike the engine's image exporter, can rewrite every file's timestamp
+        # to SOURCE_DATE_EPOCH: what makes a layer the same bytes from build to build.
+        archive = oci_archive(build_dir, request, item.name)
+        target["output"] = [f"type=oci,dest={archive},rewrite-timestamp=true"]
+        target.update(_cache(options.cache, request, item.name))
+    if options.no_cache:
+        target["no-cache"] = True
     return target
 
 
-def _oci_labels(item: RenderedImage, request: Request) -> dict[str, str]:
-    labels = {
-        "org.opencontainers.image.title": item.name,
-        "org.opencontainers.image.version": request.tag,
-        "org.opencontainers.image.ref.name": image_ref(request, item.name),
-        "org.opencontainers.image.vendor": "kbuild",
-    }
-    if item.image is not None and item.image.description:
-        labels["org.opencontainers.image.description"] = item.image.description
-    return labels
+def _cache(cache: str | None, request: Request, image: str) -> dict[str, list[str]]:
+    """BuildKit's layer cache for fleets: one cache per image, every layer (mode=max)."""
+    if cache is None:
+        return {}
+    if cache == "registry":
+        ref = f"{repository(request, image)}:kbuild-buildcache-{request.variant}"
+        return {"cache-from": [f"type=registry,ref={ref}"], "cache-to": [f"type=registry,ref={ref},mode=max"]}
+    directory = Path(cache.removeprefix("local:")).resolve() / request.variant / image
+    cache_from = [f"type=local,src={directory}"] if (directory / "index.json").is_file() else []
+    return {"cache-from": cache_from, "cache-to": [f"type=local,dest={directory},mode=max"]}
 
 
 def escape(value: Any) -> Any:

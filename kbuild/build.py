@@ -46,7 +46,6 @@ class TargetOutcome:
 
 @dataclass(frozen=True)
 class BuildOptions:
-    push: bool = False
     builder: str | None = None
     progress: str = "plain"
     retries: int = 2
@@ -106,8 +105,7 @@ def build(
     parents = _parents(compiled.bake)
     outcomes = {name: TargetOutcome(name) for name in targets}
     dockerfiles = {target_name(t.name): t.dockerfile for t in compiled.rendered.targets}
-    images = [target_name(n) for n in compiled.selection.images]
-    remaining = list(images)
+    remaining = list(compiled.bake["group"]["default"]["targets"])
     failures_without_target = 0
     while remaining:
         current = _Round(outcomes, say)
@@ -119,13 +117,12 @@ def build(
                 stream = docker.buildx.bake(
                     targets=remaining,
                     files=[bake_path],
-                    push=options.push,
-                    load=not options.push,
                     builder=options.builder,
                     progress="plain",
                     metadata_file=metadata_file.name,
                     stream_logs=True,
-                    # Provenance would change the index digest on every build.
+                    # Outputs are in the bake file (OCI archives). Provenance would change the
+                    # index digest on every build.
                     variables={"BUILDX_NO_DEFAULT_ATTESTATIONS": "1"},
                 )
                 for line in stream:

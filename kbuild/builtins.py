@@ -322,6 +322,7 @@ SCHEMAS: Mapping[str, Schema] = MappingProxyType(
                 platforms=Param(STRINGS, ("linux/amd64",), "default `--platform`"),
                 build_args=Param(STR_DICT, EMPTY, "build arguments of every image"),
                 labels=Param(STR_DICT, EMPTY, "labels of every image"),
+                source_date_epoch=Param(INT, 1767225600, "timestamp of every file and image (a lock's wins)"),
             ),
             _schema(
                 "user",

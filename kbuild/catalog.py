@@ -91,6 +91,7 @@ class Settings:
     platforms: tuple[str, ...]
     build_args: Mapping[str, str]
     labels: Mapping[str, str]
+    source_date_epoch: int
     location: Location | None = None
 
 

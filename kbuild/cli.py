@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -173,7 +174,8 @@ def render_image(
     if image not in catalog.images:
         raise KbuildError(f"unknown image '{image}'", hint=did_you_mean(image, catalog.images))
     request = make_request(catalog, distro=distro, release=release, install_type=install_type)
-    rendered = render(catalog, Selection((image,), (image,), {}), request)
+    args = {"SOURCE_DATE_EPOCH": str(catalog.settings.source_date_epoch)}
+    rendered = render(catalog, Selection((image,), (image,), {}), request, args)
     item = next(t for t in rendered.targets if t.name == image)
     if output is None:
         sys.stdout.write(item.dockerfile)
@@ -201,12 +203,14 @@ def compile_bake(
     build_dir: BuildDir = Path("build"),
     workspace: Workspace = Path("."),
 ) -> None:
-    """Compile the selected images into a bake file for `docker buildx bake -f`."""
-    from kbuild.pipeline import compile_workspace, write_build
+    """Compile the selected images into a bake file for `docker buildx bake -f`: every image, as
+    if nothing were built yet (`bake` leaves out what it finds by content hash)."""
+    from kbuild.catalog import load_catalog
+    from kbuild.pipeline import compile_catalog, write_build
 
     options = _options(profile, patterns, distro, release, install_type, platform)
-    compiled = compile_workspace(
-        workspace, build_dir, registry=registry, namespace=namespace, tag=tag, **options
+    compiled = compile_catalog(
+        load_catalog(workspace), build_dir, registry=registry, namespace=namespace, tag=tag, **options
     )
     write_build(compiled, build_dir, output)
     count = len(compiled.selection.images)
@@ -221,6 +225,21 @@ class Progress(StrEnum):
     quiet = "quiet"
 
 
+PushOpt = Annotated[
+    bool, typer.Option("--push/--load", help="Push to the registry, or load into the engine.")
+]
+BuilderOpt = Annotated[str | None, typer.Option(help="The buildx builder (any driver).")]
+LockFileOpt = Annotated[
+    Path | None, typer.Option("--lock-file", help="The lock (default: kbuild.lock in the workspace).")
+]
+
+
+def _cache_option(value: str | None) -> str | None:
+    if value is None or value == "registry" or (value.startswith("local:") and len(value) > len("local:")):
+        return value
+    raise typer.BadParameter("use 'registry' or 'local:DIR'")
+
+
 @app.command()
 def bake(
     patterns: Patterns = None,
@@ -232,48 +251,153 @@ def bake(
     registry: RegistryOpt = None,
     namespace: NamespaceOpt = None,
     tag: TagOpt = None,
-    push: Annotated[
-        bool, typer.Option("--push/--load", help="Push to the registry, or load into the engine.")
+    push: PushOpt = False,
+    locked: Annotated[
+        bool, typer.Option("--locked", help="Build exactly what kbuild.lock pins; refuse a stale lock.")
     ] = False,
-    builder: Annotated[str | None, typer.Option(help="The buildx builder (any driver).")] = None,
+    cache: Annotated[
+        str | None,
+        typer.Option(
+            help="Share BuildKit's layer cache: 'registry' (a cache tag per image) or 'local:DIR'.",
+            callback=_cache_option,
+        ),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Rebuild every selected image from scratch.")
+    ] = False,
+    builder: BuilderOpt = None,
     progress: Annotated[
         Progress, typer.Option(help="auto: a line per image; plain: all BuildKit output.")
     ] = Progress.auto,
     retries: Annotated[int, typer.Option(help="Retries of a build that failed on the network.")] = 2,
+    lock_file: LockFileOpt = None,
     build_dir: BuildDir = Path("build"),
     workspace: Workspace = Path("."),
 ) -> None:
     """Build the selected images with `docker buildx bake`; write summary, logs and manifest.
 
-    Exit code 0 when every selected image was built, 1 otherwise."""
-    from rich.console import Console
-
+    An image whose content hash is already in the registry (--push) or the engine (--load) is not
+    rebuilt, only tagged. Exit code 0 when every selected image was built or found, 1 otherwise."""
+    from kbuild.bakefile import BakeOptions
     from kbuild.build import BuildOptions, build
-    from kbuild.pipeline import compile_workspace, prepare_roots, write_build
+    from kbuild.catalog import load_catalog
+    from kbuild.lock import read_lock
+    from kbuild.pipeline import compile_catalog, prepare_roots, write_build
+    from kbuild.plan import local_finder, registry_finder
+    from kbuild.publish import publish
     from kbuild.results import write_results
 
-    console = Console(stderr=True, highlight=False)
-    say = console.print if progress is not Progress.quiet else (lambda *_: None)
-    options = _options(profile, patterns, distro, release, install_type, platform)
-    compiled = compile_workspace(
-        workspace, build_dir, registry=registry, namespace=namespace, tag=tag, **options
+    say = _say(progress)
+    catalog = load_catalog(workspace)
+    lock = read_lock(lock_file or workspace / "kbuild.lock") if locked else None
+    finder = None if no_cache else registry_finder if push else local_finder
+    compiled = compile_catalog(
+        catalog,
+        build_dir,
+        lock=lock,
+        locked=locked,
+        find=finder,
+        bake_options=BakeOptions(cache=cache, no_cache=no_cache),
+        registry=registry,
+        namespace=namespace,
+        tag=tag,
+        **_options(profile, patterns, distro, release, install_type, platform),
+    )
+    request = compiled.request
+    building = compiled.bake["group"]["default"]["targets"]
+    say(
+        f"{len(compiled.selection.images)} image(s) for {request.variant} on {', '.join(request.platforms)}: "
+        f"{len(building)} to build, {len(compiled.plan.found)} found by content hash"
     )
     bake_path = build_dir / "docker-bake.json"
-    prepare_roots(compiled, say)
+    prepare_roots(compiled, say, lock)
     write_build(compiled, build_dir, bake_path)
-    request = compiled.request
-    say(
-        f"baking {len(compiled.selection.images)} image(s) for {request.variant} on {', '.join(request.platforms)}"
-    )
-    outcomes = build(compiled, bake_path, BuildOptions(push, builder, progress.value, retries), say)
-    report, _ = write_results(compiled, outcomes, build_dir, push)
-    for status, colour in (("built", "green"), ("failed", "red"), ("parent_error", "red")):
+    outcomes = build(compiled, bake_path, BuildOptions(builder, progress.value, retries), say)
+    published = publish(compiled, outcomes, build_dir, push, say)
+    report, _ = write_results(compiled, outcomes, published, build_dir, push)
+    colours = {"built": "green", "cached": "cyan", "failed": "red", "parent_error": "red"}
+    for status, colour in colours.items():
         for entry in report[status]:
             detail = f"  {entry['error']}" if entry.get("error") else ""
-            say(f"[{colour}]{status:<12}[/] {entry['name']:<24} {entry['seconds']:>7.1f} s{detail}")
+            seconds = f"{entry['seconds']:>7.1f} s" if "seconds" in entry else " " * 9
+            say(f"[{colour}]{status:<12}[/] {entry['name']:<24} {seconds}{detail}")
     say(f"manifest: {build_dir / 'kbuild-manifest.json'} (and .yml); summary: {build_dir / 'summary.json'}")
     if report["failed"] or report["parent_error"]:
         raise typer.Exit(1)
+
+
+def _say(progress: Progress) -> Callable[[str], None]:
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False)
+    return console.print if progress is not Progress.quiet else (lambda *_: None)
+
+
+@app.command()
+def lock(
+    patterns: Patterns = None,
+    profile: Profiles = None,
+    distro: DistroOpt = None,
+    release: ReleaseOpt = None,
+    install_type: TypeOpt = None,
+    platform: PlatformOpt = None,
+    update: Annotated[
+        list[str] | None,
+        typer.Option("--update", "-u", help="Move only these images' (or roots') entries (repeatable)."),
+    ] = None,
+    builder: BuilderOpt = None,
+    progress: Annotated[Progress, typer.Option(help="As for `bake`.")] = Progress.auto,
+    lock_file: LockFileOpt = None,
+    build_dir: BuildDir = Path("build"),
+    workspace: Workspace = Path("."),
+) -> None:
+    """Resolve and record in kbuild.lock what every selected image's inputs are: root digests and
+    package sets, each image's package versions and pip pins with hashes, SOURCE_DATE_EPOCH.
+
+    It builds the images (from cache where it can) and reads back what they installed. Entries of
+    other variants and images are kept; --update moves only the entries named (and stale ones)."""
+    from kbuild.build import BuildOptions, build
+    from kbuild.catalog import load_catalog
+    from kbuild.lock import dump_lock, read_lock
+    from kbuild.pipeline import (
+        compile_lock,
+        merge_lock,
+        prepare_roots,
+        read_lock_entries,
+        recipes_digest,
+        write_build,
+    )
+    from kbuild.plan import registry_finder
+
+    say = _say(progress)
+    path = lock_file or workspace / "kbuild.lock"
+    catalog = load_catalog(workspace)
+    old = read_lock(path)
+    compiled, epoch, moving = compile_lock(
+        catalog,
+        build_dir,
+        old,
+        tuple(update or ()),
+        registry_finder,
+        **_options(profile, patterns, distro, release, install_type, platform),
+    )
+    say(f"resolving {len(moving)} entr{'y' if len(moving) == 1 else 'ies'} for {compiled.request.variant}")
+    bake_path = build_dir / "docker-bake-lock.json"
+    prepare_roots(compiled, say)
+    write_build(compiled, build_dir, bake_path)
+    outcomes = build(compiled, bake_path, BuildOptions(builder, progress.value), say)
+    failed = sorted(
+        name for name, outcome in outcomes.items() if outcome.status in ("failed", "parent_error")
+    )
+    if failed:
+        say(f"[red]cannot lock: {', '.join(failed)} did not build[/] (logs: {build_dir / 'logs'})")
+        raise typer.Exit(1)
+    entries = read_lock_entries(compiled, build_dir, moving)
+    new = merge_lock(old, compiled.request.variant, epoch, recipes_digest(workspace), entries)
+    from kbuild.bakefile import write_if_changed
+
+    write_if_changed(path, dump_lock(new))
+    say(f"wrote {path}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} moved")
 
 
 @app.command()

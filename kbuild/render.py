@@ -10,18 +10,23 @@ import functools
 import re
 import shlex
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
 
-from kbuild import __version__
 from kbuild.builtins import Pip, User
 from kbuild.catalog import BLOCKS, Catalog, Distro, Family, Image
+from kbuild.lock import ImagePins
 from kbuild.select import Request, Selection
 
 # Bump when rendering changes what an image contains: it is part of every image's content hash.
-RENDERER_VERSION = "1"
+RENDERER_VERSION = "2"
+
+# Where a source install's `pip install --report` goes: the lock reads pins and hashes from it.
+PIP_REPORTS = "/var/lib/kbuild/pip"
+
+NO_PINS = ImagePins()
 
 
 @dataclass(frozen=True)
@@ -37,19 +42,30 @@ class RenderedImage:
     parent_source: str | None  # "target:NAME" or "docker-image://REF"
     rootfs: str | None = None
     image: Image | None = None  # None for distro roots
+    labels: Mapping[str, str] = field(default_factory=dict)  # OCI and workspace labels
+    probe: bool = False  # reports what its parent has installed (for `kbuild lock`)
 
 
 @dataclass(frozen=True)
 class Rendered:
     request: Request
     targets: tuple[RenderedImage, ...]  # parents first; roots before the images on them
+    args: Mapping[str, str]  # build arguments of every target (SOURCE_DATE_EPOCH among them)
 
 
 def root_name(distro: str, release: str) -> str:
     return f"{distro}-{release}-root"
 
 
-def render(catalog: Catalog, selection: Selection, request: Request) -> Rendered:
+def render(
+    catalog: Catalog,
+    selection: Selection,
+    request: Request,
+    args: Mapping[str, str],
+    pins: Mapping[str, ImagePins] | None = None,
+) -> Rendered:
+    """Render every selected image with the build arguments of every target; `pins` (from the
+    lock) fix package and pip versions."""
     distro = catalog.distros[request.distro]
     family = catalog.families[distro.family]
     root = distro.roots[request.release]
@@ -57,21 +73,22 @@ def render(catalog: Catalog, selection: Selection, request: Request) -> Rendered
     if root.kind == "debootstrap" and any(catalog.images[n].parent is None for n in selection.images):
         targets.append(_render_root(distro, request.release))
     for name in selection.images:
-        targets.append(_render_image(catalog, catalog.images[name], distro, family, request))
-    return Rendered(request, tuple(targets))
+        image_pins = (pins or {}).get(name, NO_PINS)
+        targets.append(_render_image(catalog, catalog.images[name], distro, family, request, image_pins))
+    return Rendered(request, tuple(targets), dict(sorted(args.items())))
 
 
 def _render_root(distro: Distro, release: str) -> RenderedImage:
     name = root_name(distro.name, release)
     dockerfile = (
         f"# {name}: the {distro.name} {release} root made by debootstrap, one tarball per architecture.\n"
-        "FROM scratch\nARG TARGETARCH\nADD rootfs-${TARGETARCH}.tar.gz /\n"
+        "FROM scratch\nARG SOURCE_DATE_EPOCH\nARG TARGETARCH\nADD rootfs-${TARGETARCH}.tar.gz /\n"
     )
     return RenderedImage(name, dockerfile, {}, None, None, rootfs=f"{distro.name}-{release}")
 
 
 def _render_image(
-    catalog: Catalog, image: Image, distro: Distro, family: Family, request: Request
+    catalog: Catalog, image: Image, distro: Distro, family: Family, request: Request, pins: ImagePins
 ) -> RenderedImage:
     if image.parent is not None:
         parent, parent_source = image.parent, f"target:{image.parent}"
@@ -83,25 +100,56 @@ def _render_image(
     inherited = _inherited_user(catalog, image)
     user = image.user or inherited
     source = image.source if request.type == "source" else None
+    arches = {p: catalog.platforms[p].buildkit_arch for p in request.platforms}
+    package_pins = _package_pins(family, pins)
+    pip_pins = pins.pip if source else {}
     text = _template().render(
         name=image.name,
         variant=request.variant,
-        version=__version__,
+        per_arch=any(_split_by_arch(pinned, arches)[1] for pinned in (package_pins, pip_pins)),
         origin=image.location.path,
         parent=parent,
         env=_env(catalog, image, request),
         labels=dict(sorted(image.labels.items())),
         inherited_user=inherited is not None,
         repositories=distro.repositories if image.parent is None else (),
-        install=_install(family, packages),
+        install=_install(family, packages, package_pins, arches),
         add_user=_add_user(family, image.user) if image.user else "",
         files={_context_name(src): dest for src, dest in image.files.items()},
-        pip_install=_pip_install(source) if source else "",
+        pip_install=_pip_install(source, image.name, pip_pins, arches) if source else "",
         blocks={block: "\n".join(image.blocks.get(block, ())) for block in BLOCKS},
         user=user.name if user else "",
     )
     files = {_context_name(src): catalog.root / image.directory / src for src in image.files}
-    return RenderedImage(image.name, _tidy(text), files, parent, parent_source, image=image)
+    labels = {
+        **catalog.settings.labels,
+        "org.opencontainers.image.title": image.name,
+        "org.opencontainers.image.description": image.description,
+        "org.opencontainers.image.vendor": "kbuild",
+    }
+    return RenderedImage(image.name, _tidy(text), files, parent, parent_source, image=image, labels=labels)
+
+
+def probe_name(name: str) -> str:
+    return f"probe-{name}"
+
+
+def add_probes(rendered: Rendered, family: Family) -> Rendered:
+    """One probe per image and root: a target on top of it whose only output is what it has
+    installed (the family's list) and what its own pip install resolved to."""
+    probes = []
+    for item in rendered.targets:
+        dockerfile = (
+            f"# What {item.name} has installed, for kbuild.lock.\n"
+            f"FROM {item.name}\n"
+            f"RUN mkdir -p /kbuild-probe && ({family.list_installed}) | LC_ALL=C sort > /kbuild-probe/packages \\\n"
+            f"    && if [ -f {PIP_REPORTS}/{item.name}.json ]; then cp {PIP_REPORTS}/{item.name}.json /kbuild-probe/pip.json; fi\n"
+            "FROM scratch\nCOPY --from=0 /kbuild-probe/ /\n"
+        )
+        probes.append(
+            RenderedImage(probe_name(item.name), dockerfile, {}, item.name, f"target:{item.name}", probe=True)
+        )
+    return Rendered(rendered.request, rendered.targets + tuple(probes), rendered.args)
 
 
 @functools.cache
@@ -149,12 +197,48 @@ def _env(catalog: Catalog, image: Image, request: Request) -> dict[str, str]:
     return env
 
 
-def _install(family: Family, packages: list[str]) -> str:
+def _install(
+    family: Family, packages: list[str], pinned: Mapping[str, list[str]], arches: Mapping[str, str]
+) -> str:
+    """The family's install command. Locked, it installs exactly the versions the lock recorded
+    for this image (its packages and their dependencies), per architecture where they differ."""
+    if pinned:
+        common, own = _split_by_arch(pinned, arches)
+        per_arch = {arch: "echo " + shlex.quote(" ".join(items)) for arch, items in own.items()}
+        packages = common + ([f"$({_arch_case(per_arch)})"] if per_arch else [])
     if not packages:
         return ""
     listed = " \\\n        ".join(packages)
     command = _fill(family.install, packages=f"\\\n        {listed}")
     return f"{command} \\\n    && {family.clean}" if family.clean else command
+
+
+def _package_pins(family: Family, pins: ImagePins) -> dict[str, list[str]]:
+    """platform -> `name=version` in the family's spelling."""
+    return {
+        platform: [
+            _fill(family.pin, name=name, version=version) for name, version in sorted(versions.items())
+        ]
+        for platform, versions in pins.packages.items()
+    }
+
+
+def _split_by_arch(
+    per_platform: Mapping[str, Iterable[str]], arches: Mapping[str, str]
+) -> tuple[list[str], dict[str, list[str]]]:
+    """The items every requested platform has, and per architecture the rest."""
+    if not per_platform:
+        return [], {}
+    sets = [set(per_platform.get(platform, ())) for platform in arches]
+    common = set.intersection(*sets)
+    own = {arches[p]: sorted(set(per_platform.get(p, ())) - common) for p in arches}
+    return sorted(common), {arch: items for arch, items in own.items() if items}
+
+
+def _arch_case(commands: Mapping[str, str]) -> str:
+    """A shell `case` on BuildKit's TARGETARCH, so one Dockerfile serves every platform."""
+    branches = " ".join(f"{arch}) {command} ;;" for arch, command in sorted(commands.items()))
+    return f'case "$TARGETARCH" in {branches} esac'
 
 
 def _add_user(family: Family, user: User) -> str:
@@ -163,18 +247,35 @@ def _add_user(family: Family, user: User) -> str:
     )
 
 
-def _pip_install(source: Pip) -> str:
+def _pip_install(
+    source: Pip, image: str, pinned: Mapping[str, tuple[str, ...]], arches: Mapping[str, str]
+) -> str:
+    """Install into the venv. Unlocked, pip resolves and reports what it chose; locked, it installs
+    exactly the locked requirements, each checked against its recorded sha256."""
     venv = shlex.quote(source.venv)
-    steps = [f"(test -d {venv} || python3 -m venv {venv})"]
-    if source.requirements:
+    steps = [f"(test -d {venv} || python3 -m venv {venv})", f"mkdir -p {PIP_REPORTS}"]
+    report = f"--report {PIP_REPORTS}/{image}.json"
+    if pinned:
+        common, own = _split_by_arch(pinned, arches)
+        per_arch = {arch: _printf_lines(items) for arch, items in own.items()}
+        listed = _printf_lines(common) + (f"; {_arch_case(per_arch)}" if per_arch else "")
+        steps.append(f"({listed}) > /tmp/kbuild-requirements.txt")
+        steps.append(
+            f"{venv}/bin/pip install --no-cache-dir --require-hashes --no-deps {report}"
+            " -r /tmp/kbuild-requirements.txt && rm /tmp/kbuild-requirements.txt"
+        )
+    elif source.requirements:
         requirements = " ".join(shlex.quote(r) for r in source.requirements)
         constrain = ""
         if source.constraints:
-            listed = " ".join(shlex.quote(c) for c in source.constraints)
-            steps.append(f"printf '%s\\n' {listed} > /tmp/kbuild-constraints.txt")
+            steps.append(f"{_printf_lines(source.constraints)} > /tmp/kbuild-constraints.txt")
             constrain = " -c /tmp/kbuild-constraints.txt"
-        steps.append(f"{venv}/bin/pip install --no-cache-dir{constrain} {requirements}")
+        steps.append(f"{venv}/bin/pip install --no-cache-dir {report}{constrain} {requirements}")
     return " \\\n    && ".join(steps)
+
+
+def _printf_lines(lines: Iterable[str]) -> str:
+    return "printf '%s\\n' " + " ".join(shlex.quote(line) for line in lines)
 
 
 def _fill(template: str, **values: object) -> str:

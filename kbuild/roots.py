@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,9 @@ VOLATILE = (
     "var/cache/ldconfig/aux-cache",
     "var/cache/debconf/*-old",
     "var/lib/dpkg/*-old",
+    # Copied from the build host; the engine provides its own at run time.
+    "etc/hostname",
+    "etc/resolv.conf",
 )
 
 
@@ -67,12 +71,43 @@ def _is_main_suite(suite: str) -> bool:
     return re.fullmatch(r"[a-z]+", suite) is not None and suite not in ("sid", "experimental", "nodistro")
 
 
-def rootfs_key(root: Debootstrap, release: str, arch: str, mirror: str) -> str:
-    """What makes a tarball different: its cache file name carries a hash of it."""
-    facts = (
-        f"{release}\n{arch}\n{root.variant}\n{','.join(root.components)}\n{','.join(root.include)}\n{mirror}"
-    )
-    return hashlib.sha256(facts.encode()).hexdigest()[:16]
+def rootfs_key(root: Debootstrap, release: str, arch: str, epoch: int) -> str:
+    """What a tarball is made from; part of the root's content hash and the cache stamp."""
+    mirror = root.mirror or host_mirror()
+    facts = [
+        release,
+        arch,
+        root.variant,
+        ",".join(root.components),
+        ",".join(root.include),
+        mirror,
+        str(epoch),
+    ]
+    return hashlib.sha256("\n".join(facts).encode()).hexdigest()[:16]
+
+
+def tarball_digest(tarball: Path) -> str:
+    """sha256 of a root tarball, remembered next to it (it only changes when it is remade)."""
+    remembered = tarball.with_suffix(".sha256")
+    if remembered.is_file() and remembered.stat().st_mtime_ns >= tarball.stat().st_mtime_ns:
+        return remembered.read_text().strip()
+    with tarball.open("rb") as handle:
+        digest = "sha256:" + hashlib.file_digest(handle, "sha256").hexdigest()
+    remembered.write_text(digest + "\n")
+    return digest
+
+
+def tarball_packages(tarball: Path) -> dict[str, str]:
+    """name -> version of what dpkg installed in a root tarball."""
+    with tarfile.open(tarball) as archive:
+        member = archive.extractfile("./var/lib/dpkg/status")
+        text = member.read().decode() if member else ""
+    packages = {}
+    for stanza in text.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in stanza.splitlines() if ": " in line and line[0] != " ")
+        if fields.get("Status", "").endswith(" installed"):
+            packages[fields["Package"]] = fields["Version"]
+    return packages
 
 
 def ensure_rootfs(
@@ -87,7 +122,7 @@ def ensure_rootfs(
     mirror = root.mirror or host_mirror()
     tarball = directory / f"rootfs-{arch}.tar.gz"
     stamp = directory / f"rootfs-{arch}.key"
-    key = rootfs_key(root, release, arch, mirror)
+    key = rootfs_key(root, release, arch, epoch)
     if tarball.is_file() and stamp.is_file() and stamp.read_text().strip() == key:
         return tarball
     if shutil.which("debootstrap") is None:
@@ -107,7 +142,9 @@ def ensure_rootfs(
         if root.include:
             command.append(f"--include={','.join(root.include)}")
         command += [release, str(target), mirror]
-        result = subprocess.run(command, capture_output=True, text=True)
+        # SOURCE_DATE_EPOCH: tools that stamp dates (shadow's last password change) use it.
+        env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}
+        result = subprocess.run(command, capture_output=True, text=True, env=env)
         if result.returncode != 0:
             log = directory / f"debootstrap-{arch}.log"
             log.write_text(result.stdout + result.stderr)

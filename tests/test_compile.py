@@ -65,7 +65,7 @@ def test_binary_and_source_types_differ(tmp_path):
     text = {t.name: t.dockerfile for t in binary.rendered.targets}["keystone-base"]
     assert "        keystone \\" in text and "pip install" not in text
     text = {t.name: t.dockerfile for t in source.rendered.targets}["keystone-base"]
-    assert "/var/lib/kbuild/venv/bin/pip install --no-cache-dir keystone PyMySQL python-memcached" in text
+    assert "/var/lib/kbuild/venv/bin/pip install --no-cache-dir --report /var/lib/kbuild/pip/keystone-base.json keystone PyMySQL python-memcached" in text
     assert "        keystone \\" not in text
 
 
@@ -76,7 +76,7 @@ def test_users_are_created_before_packages_and_children_switch_back_to_root(tmp_
     assert base.index("useradd") < base.index("apt-get install")
     assert "--uid 42425" in base
     keystone = texts["keystone"].splitlines()
-    assert keystone[2] == "USER root" and keystone[-1] == "USER keystone"
+    assert keystone[4] == "USER root" and keystone[-1] == "USER keystone"
 
 
 def test_blocks_appear_in_fixed_order(tmp_path):

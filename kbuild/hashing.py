@@ -1,0 +1,54 @@
+"""Stage "hash": rendered images -> the content hash of each one's inputs.
+
+An image's hash is sha256 over a canonical serialisation of everything that can change its bytes:
+its rendered Dockerfile (which carries the lock's pins), the digests and modes of its context
+files, its parent's hash (or the pinned reference of an upstream root), its platforms, its labels
+and build arguments, the renderer's version, and for a root made locally what its tarballs are
+made from. The registry, namespace and tag are not inputs: renaming an image never rebuilds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+
+from kbuild.render import RENDERER_VERSION, Rendered
+
+
+def content_hashes(rendered: Rendered, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """target name -> `sha256:<hex>`, parents before children. `extra` adds facts the rendering
+    does not show (what a debootstrap root's tarballs are made from)."""
+    hashes: dict[str, str] = {}
+    for item in rendered.targets:
+        if item.parent_source and item.parent_source.startswith("target:"):
+            parent = hashes[item.parent_source.removeprefix("target:")]
+        else:
+            parent = item.parent_source or ""
+        facts = {
+            "renderer": RENDERER_VERSION,
+            "dockerfile": item.dockerfile,
+            "files": {name: file_digest(path) for name, path in sorted(item.files.items())},
+            "parent": parent,
+            "platforms": sorted(rendered.request.platforms),
+            "labels": dict(sorted(item.labels.items())),
+            "args": dict(sorted(rendered.args.items())),
+            "extra": (extra or {}).get(item.name, ""),
+        }
+        canonical = json.dumps(facts, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        hashes[item.name] = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    return hashes
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a context file, plus its executable bit (COPY keeps modes)."""
+    return _file_digest(path, path.stat().st_mtime_ns, path.stat().st_size)
+
+
+@cache
+def _file_digest(path: Path, _mtime_ns: int, _size: int) -> str:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    executable = "x" if path.stat().st_mode & 0o111 else "-"
+    return f"{executable}sha256:{digest}"

@@ -1,0 +1,137 @@
+"""Stage "publish": built OCI archives and found images -> tags in a registry or the engine.
+
+A built image is an OCI archive (the only exporter that rewrites timestamps); it is copied to the
+registry with skopeo, digest unchanged, or loaded into the engine. Every image gets two tags: the
+requested one and its content-addressed `kbuild-<hash>` tag, by which later builds find it. An
+image the plan found is only re-tagged (or copied from the repository it was found in).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tarfile
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kbuild import registry
+from kbuild.bakefile import oci_archive, target_name
+from kbuild.build import TargetOutcome
+from kbuild.errors import KbuildError
+from kbuild.pipeline import Compiled
+from kbuild.plan import Found, hash_tag, image_ref, repository
+
+
+@dataclass(frozen=True)
+class Published:
+    name: str
+    status: str  # built | cached | failed (publishing failed)
+    ref: str = ""
+    digest: str = ""
+    platforms: Mapping[str, str] = field(default_factory=dict)
+    error: str = ""
+
+
+def publish(
+    compiled: Compiled,
+    outcomes: Mapping[str, TargetOutcome],
+    build_dir: Path,
+    push: bool,
+    say: Callable[[str], None],
+) -> dict[str, Published]:
+    """Tag every selected image that was built or found; image name -> what was published."""
+    jobs: dict[str, Callable[[], Published]] = {}
+    for name in compiled.selection.images:
+        found = compiled.plan.found.get(name)
+        if found is not None:
+            jobs[name] = lambda name=name, found=found: _retag(compiled, name, found, push)
+        elif outcomes[target_name(name)].status == "built":
+            archive = oci_archive(build_dir, compiled.request, name)
+            jobs[name] = lambda name=name, archive=archive: _publish_archive(compiled, name, archive, push)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = {name: pool.submit(_safely, name, job) for name, job in jobs.items()}
+    published = {name: future.result() for name, future in futures.items()}
+    for item in published.values():
+        if item.status == "failed":
+            say(f"[red]publishing {item.name} failed:[/] {item.error}")
+    return published
+
+
+def _safely(name: str, job: Callable[[], Published]) -> Published:
+    try:
+        return job()
+    except (KbuildError, OSError, subprocess.CalledProcessError) as error:
+        detail = getattr(error, "stderr", "") or str(error)
+        return Published(name, "failed", error=str(detail).strip().splitlines()[-1] if detail else "")
+
+
+def _publish_archive(compiled: Compiled, name: str, archive: Path, push: bool) -> Published:
+    request = compiled.request
+    index = archive_index(archive)
+    digest = index["digest"]
+    hashed = f"{repository(request, name)}:{hash_tag(compiled.plan.hashes[name])}"
+    if push:
+        _skopeo("oci-archive:" + str(archive), "docker://" + hashed)
+        reg, repo, _ = registry.split_ref(hashed)
+        registry.put_tag(reg, repo, digest, request.tag)
+    else:
+        _run("docker", "load", "--quiet", "--input", str(archive))
+        for ref in (hashed, image_ref(request, name)):
+            _run("docker", "tag", digest, ref)  # the image store's ID is the index digest
+    archive.unlink()
+    return Published(name, "built", image_ref(request, name), digest, index["platforms"])
+
+
+def _retag(compiled: Compiled, name: str, found: Found, push: bool) -> Published:
+    request = compiled.request
+    hashed = f"{repository(request, name)}:{hash_tag(compiled.plan.hashes[name])}"
+    wanted = image_ref(request, name)
+    if found.local:
+        for ref in (hashed, wanted):
+            if ref != found.ref:
+                _run("docker", "tag", found.ref, ref)
+        return Published(name, "cached", wanted, found.digest)
+    reg, repo, _ = registry.split_ref(hashed)
+    if found.ref.partition("@")[0] != f"{reg}/{repo}":  # found under another namespace
+        _skopeo("docker://" + found.ref, "docker://" + hashed)
+    if registry.manifest_digest(reg, repo, request.tag) != found.digest:
+        registry.put_tag(reg, repo, found.digest, request.tag)
+    return Published(name, "cached", wanted, found.digest, registry.platform_digests(reg, repo, found.digest))
+
+
+def archive_index(archive: Path) -> dict:
+    """The digest and per-platform digests of the image in an OCI archive."""
+    with tarfile.open(archive) as tar:
+        layout = json.load(_member(tar, "index.json"))
+        descriptor = layout["manifests"][0]
+        digest = descriptor["digest"]
+        document = json.load(_member(tar, "blobs/" + digest.replace(":", "/")))
+        if descriptor.get("mediaType") in registry.INDEX_TYPES:
+            platforms = registry.index_platforms(document)
+        else:
+            config = json.load(_member(tar, "blobs/" + document["config"]["digest"].replace(":", "/")))
+            platforms = {registry.platform_name(config): digest}
+    return {"digest": digest, "platforms": platforms}
+
+
+def _member(tar: tarfile.TarFile, name: str):
+    handle = tar.extractfile(name)
+    if handle is None:
+        raise KbuildError(f"{tar.name} has no {name}: not an OCI archive")
+    return handle
+
+
+def _skopeo(source: str, destination: str) -> None:
+    """Copy every platform, digests unchanged; loopback registries speak plain HTTP."""
+    command = ["skopeo", "copy", "--all", "--preserve-digests", "--quiet", "--retry-times", "2"]
+    for flag, ref in (("--src-tls-verify", source), ("--dest-tls-verify", destination)):
+        if ref.startswith("docker://"):
+            host = ref.removeprefix("docker://").split("/", 1)[0]
+            command.append(f"{flag}={'false' if registry.is_loopback(host) else 'true'}")
+    _run(*command, source, destination)
+
+
+def _run(*command: str) -> str:
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()

@@ -1,0 +1,126 @@
+"""A registry's HTTP API (distribution spec v2), just what kbuild needs, without pulling layers:
+look a tag up, read manifests and configs, point a tag at a manifest, list repositories.
+
+Loopback registries are spoken to over plain HTTP (as Docker does); every other over HTTPS.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+INDEX_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+_ACCEPT = ", ".join(INDEX_TYPES + MANIFEST_TYPES)
+TIMEOUT = 30
+
+
+def split_ref(ref: str) -> tuple[str, str, str]:
+    """`host:port/path/name:tag` or `...@sha256:...` -> (registry, repository, tag or digest)."""
+    registry, _, rest = ref.partition("/")
+    if "@" in rest:
+        repository, _, reference = rest.partition("@")
+    else:
+        repository, _, reference = rest.rpartition(":")
+    return registry, repository, reference
+
+
+def is_loopback(registry: str) -> bool:
+    host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 or registry.startswith("[") else registry
+    return host in ("localhost", "::1", "[::1]") or host.startswith("127.")
+
+
+def _url(registry: str, path: str) -> str:
+    return f"{'http' if is_loopback(registry) else 'https'}://{registry}/v2/{path}"
+
+
+def manifest_digest(registry: str, repository: str, reference: str) -> str | None:
+    """The digest a tag points at (a HEAD request), or None when there is no such tag."""
+    request = urllib.request.Request(
+        _url(registry, f"{repository}/manifests/{reference}"), method="HEAD", headers={"Accept": _ACCEPT}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            return response.headers.get("Docker-Content-Digest")
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return None
+        raise
+
+
+def fetch_manifest(registry: str, repository: str, reference: str) -> tuple[bytes, str]:
+    """A manifest's exact bytes and media type."""
+    request = urllib.request.Request(
+        _url(registry, f"{repository}/manifests/{reference}"), headers={"Accept": _ACCEPT}
+    )
+    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+        return response.read(), response.headers.get("Content-Type", "").split(";")[0]
+
+
+def fetch_blob(registry: str, repository: str, digest: str) -> bytes:
+    with urllib.request.urlopen(_url(registry, f"{repository}/blobs/{digest}"), timeout=TIMEOUT) as response:
+        return response.read()
+
+
+def put_tag(registry: str, repository: str, digest: str, tag: str) -> None:
+    """Point `tag` at the manifest `digest` of the same repository: no blob moves."""
+    body, media_type = fetch_manifest(registry, repository, digest)
+    request = urllib.request.Request(
+        _url(registry, f"{repository}/manifests/{tag}"),
+        data=body,
+        method="PUT",
+        headers={"Content-Type": media_type},
+    )
+    urllib.request.urlopen(request, timeout=TIMEOUT).close()
+
+
+@cache
+def repositories(registry: str) -> tuple[str, ...]:
+    """Every repository of the registry (the `_catalog` API), or none where it is not offered."""
+    found: list[str] = []
+    path = "_catalog?n=1000"
+    try:
+        while path:
+            with urllib.request.urlopen(_url(registry, path), timeout=TIMEOUT) as response:
+                found += json.loads(response.read()).get("repositories") or []
+                link = response.headers.get("Link", "")
+            path = link.split("<", 1)[1].split(">", 1)[0].removeprefix("/v2/") if "<" in link else ""
+    except (urllib.error.URLError, OSError, ValueError):
+        pass
+    return tuple(found)
+
+
+def platform_digests(registry: str, repository: str, digest: str) -> dict[str, str]:
+    """platform -> the digest of its image, read from the index (no layers pulled)."""
+    body, media_type = fetch_manifest(registry, repository, digest)
+    document = json.loads(body)
+    if media_type in MANIFEST_TYPES:
+        config = json.loads(fetch_blob(registry, repository, document["config"]["digest"]))
+        return {platform_name(config): digest}
+    return index_platforms(document)
+
+
+def index_platforms(index: Mapping[str, Any]) -> dict[str, str]:
+    """platform -> manifest digest of an image index, attestation manifests left out."""
+    out = {}
+    for entry in index.get("manifests", []):
+        platform = entry.get("platform", {})
+        if platform.get("os") == "unknown" or "vnd.docker.reference.type" in entry.get("annotations", {}):
+            continue
+        out[platform_name(platform)] = entry["digest"]
+    return dict(sorted(out.items()))
+
+
+def platform_name(platform: Mapping[str, Any]) -> str:
+    name = f"{platform.get('os')}/{platform.get('architecture')}"
+    return f"{name}/{platform['variant']}" if platform.get("variant") else name
