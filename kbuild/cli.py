@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -329,7 +330,7 @@ def bake(
 def _say(progress: Progress) -> Callable[[str], None]:
     from rich.console import Console
 
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     return console.print if progress is not Progress.quiet else (lambda *_: None)
 
 
@@ -398,6 +399,102 @@ def lock(
 
     write_if_changed(path, dump_lock(new))
     say(f"wrote {path}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} moved")
+
+
+@app.command()
+def verify(
+    images: Annotated[list[str], typer.Argument(help="The images to rebuild and compare.")],
+    distro: DistroOpt = None,
+    release: ReleaseOpt = None,
+    install_type: TypeOpt = None,
+    platform: PlatformOpt = None,
+    registry: RegistryOpt = None,
+    namespace: NamespaceOpt = None,
+    locked: Annotated[bool, typer.Option("--locked", help="Verify the locked build.")] = False,
+    builder: BuilderOpt = None,
+    progress: Annotated[Progress, typer.Option(help="As for `bake`.")] = Progress.auto,
+    lock_file: LockFileOpt = None,
+    build_dir: Annotated[Path, typer.Option(help="Where the rebuild goes.")] = Path("build/verify"),
+    workspace: Workspace = Path("."),
+) -> None:
+    """Rebuild images without any cache and compare them with the published ones (found in the
+    registry by content hash). Where digests differ, name the platforms, layers and files.
+
+    Exit code 0 when every image is bit-for-bit identical, 1 otherwise."""
+    from kbuild.bakefile import BakeOptions, oci_archive, target_name
+    from kbuild.build import BuildOptions, build
+    from kbuild.catalog import load_catalog
+    from kbuild.errors import did_you_mean
+    from kbuild.imagediff import OciArchive, RegistryImage, compare
+    from kbuild.lock import read_lock
+    from kbuild.pipeline import compile_catalog, prepare_roots, write_build
+    from kbuild.plan import Finder, Found, registry_finder
+    from kbuild.select import Request
+
+    say = _say(progress)
+    catalog = load_catalog(workspace)
+    for image in images:
+        if image not in catalog.images:
+            raise KbuildError(f"unknown image '{image}'", hint=did_you_mean(image, catalog.images))
+    lock = read_lock(lock_file or workspace / "kbuild.lock") if locked else None
+    options = _options(None, [f"^{re.escape(i)}$" for i in images], distro, release, install_type, platform)
+    published: dict[str, Found | None] = {}
+
+    def ancestors_only(request: Request) -> Finder:
+        """The images named are rebuilt; their published ancestors are used as they are."""
+        find = registry_finder(request)
+
+        def lookup(image: str, content_hash: str) -> Found | None:
+            found = find(image, content_hash)
+            if image in images:
+                published[image] = found
+                return None
+            return found
+
+        return lookup
+
+    compiled = compile_catalog(
+        catalog,
+        build_dir,
+        lock=lock,
+        locked=locked,
+        find=ancestors_only,
+        bake_options=BakeOptions(no_cache=True),
+        registry=registry,
+        namespace=namespace,
+        **options,
+    )
+    missing = [name for name, found in published.items() if found is None]
+    if missing:
+        raise KbuildError(
+            f"nothing to verify against: {', '.join(missing)} not in {compiled.request.registry} "
+            "with this content hash",
+            hint="publish them first with `kbuild bake --push` (same options)",
+        )
+    bake_path = build_dir / "docker-bake.json"
+    prepare_roots(compiled, say, lock)
+    write_build(compiled, build_dir, bake_path)
+    say(f"rebuilding {len(compiled.bake['target'])} target(s) without cache")
+    outcomes = build(compiled, bake_path, BuildOptions(builder, progress.value), say)
+    differing = 0
+    for name, found in published.items():
+        assert found is not None
+        if outcomes[target_name(name)].status != "built":
+            say(f"[red]{name}: the rebuild failed[/]: {outcomes[target_name(name)].error}")
+            differing += 1
+            continue
+        with (
+            RegistryImage(found.ref) as reference,
+            OciArchive(oci_archive(build_dir, compiled.request, name)) as rebuilt,
+        ):
+            report = compare(reference, rebuilt)
+        if report.identical:
+            say(f"[green]reproducible[/] {name} {found.digest}")
+        else:
+            differing += 1
+            say(f"[red]differs[/] {name}\n{report.render()}")
+    if differing:
+        raise typer.Exit(1)
 
 
 @app.command()
