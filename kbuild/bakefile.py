@@ -127,7 +127,7 @@ def _target(
             source = found.context if found else "target:" + target_name(parent)
         target["contexts"] = {item.parent: source}
     if item.probe:
-        target["output"] = [f"type=local,dest={probe_dir(build_dir, request, item.name)},platform-split=true"]
+        target["output"] = [f"type=local,dest={probe_dir(build_dir, request, item.name)}"]
     elif item.image is None:
         pass  # a root is only ever a parent: bake builds it for its children and exports nothing
     elif not options.export:

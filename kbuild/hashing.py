@@ -18,9 +18,12 @@ from pathlib import Path
 from kbuild.render import RENDERER_VERSION, Rendered
 
 
-def content_hashes(rendered: Rendered, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def content_hashes(
+    rendered: Rendered, extra: Mapping[str, str] | None = None, platforms: bool = True
+) -> dict[str, str]:
     """target name -> `sha256:<hex>`, parents before children. `extra` adds facts the rendering
-    does not show (what a debootstrap root's tarballs are made from)."""
+    does not show (what a debootstrap root's tarballs are made from). Without `platforms`, the
+    hash is the same for any set of platforms (what a lock entry, pinned per platform, records)."""
     hashes: dict[str, str] = {}
     for item in rendered.targets:
         if item.parent_source and item.parent_source.startswith("target:"):
@@ -32,7 +35,7 @@ def content_hashes(rendered: Rendered, extra: Mapping[str, str] | None = None) -
             "dockerfile": item.dockerfile,
             "files": {name: file_digest(path) for name, path in sorted(item.files.items())},
             "parent": parent,
-            "platforms": sorted(rendered.request.platforms),
+            "platforms": sorted(rendered.request.platforms) if platforms else [],
             "labels": dict(sorted(item.labels.items())),
             "args": dict(sorted(rendered.args.items())),
             "extra": (extra or {}).get(item.name, ""),

@@ -70,9 +70,9 @@ def compile_catalog(
     args = {**catalog.settings.build_args, "SOURCE_DATE_EPOCH": str(epoch)}
     extra = root_facts(catalog, request, epoch)
     rendered = render(catalog, selection, request, args)
-    inputs = content_hashes(rendered, extra)
+    inputs = lock_inputs(catalog, request, rendered, epoch)
     if locked:
-        check_lock(lock, request, inputs)
+        check_lock(catalog, lock, request, inputs)
         assert lock is not None
         rendered = render(catalog, selection, request, args, pins(lock, request.variant))
     return _finish(catalog, request, selection, rendered, inputs, extra, find, build_dir, bake_options)
@@ -99,20 +99,24 @@ def _finish(
     return Compiled(catalog, request, selection, rendered, inputs, plan, bake)
 
 
-def root_facts(catalog: Catalog, request: Request, epoch: int) -> dict[str, str]:
+def root_facts(catalog: Catalog, request: Request, epoch: int, per_arch: bool = True) -> dict[str, str]:
     """What a debootstrap root's tarballs are made from: part of its content hash."""
     distro = catalog.distros[request.distro]
     root = distro.roots[request.release]
     if not isinstance(root, Debootstrap):
         return {}
-    keys = [
-        rootfs_key(root, request.release, catalog.platforms[p].arch[distro.family], epoch)
-        for p in request.platforms
-    ]
+    arches = [catalog.platforms[p].arch[distro.family] for p in request.platforms] if per_arch else ["*"]
+    keys = [rootfs_key(root, request.release, arch, epoch) for arch in arches]
     return {root_name(distro.name, request.release): ",".join(keys)}
 
 
-def check_lock(lock: Lock | None, request: Request, inputs: Mapping[str, str]) -> None:
+def lock_inputs(catalog: Catalog, request: Request, unpinned: Rendered, epoch: int) -> dict[str, str]:
+    """What a lock entry is made from: the unpinned content hash, whatever the platforms (the
+    entry holds pins per platform), so a lock made for more platforms serves fewer."""
+    return content_hashes(unpinned, root_facts(catalog, request, epoch, per_arch=False), platforms=False)
+
+
+def check_lock(catalog: Catalog, lock: Lock | None, request: Request, inputs: Mapping[str, str]) -> None:
     """Refuse to build from a missing or stale lock, naming every image it cannot pin."""
     if lock is None:
         raise KbuildError(
@@ -123,7 +127,10 @@ def check_lock(lock: Lock | None, request: Request, inputs: Mapping[str, str]) -
     if stale:
         raise KbuildError(
             f"kbuild.lock is stale for {request.variant}: {', '.join(stale)}",
-            notes=tuple(f"{name}: {why}" for name, why in stale.items()),
+            notes=[
+                (f"{name}: {why}", catalog.images[name].location if name in catalog.images else None)
+                for name, why in stale.items()
+            ],
             hint=f"update it with `kbuild lock --update {' --update '.join(stale)}`",
         )
 
@@ -188,7 +195,7 @@ def compile_lock(
     args = {**catalog.settings.build_args, "SOURCE_DATE_EPOCH": str(epoch)}
     extra = root_facts(catalog, request, epoch)
     unpinned = render(catalog, selection, request, args)
-    inputs = content_hashes(unpinned, extra)
+    inputs = lock_inputs(catalog, request, unpinned, epoch)
     for name in update:
         if name not in inputs:
             raise KbuildError(
@@ -224,7 +231,10 @@ def read_lock_entries(compiled: Compiled, build_dir: Path, moving: set[str]) -> 
         if not target.probe or target.parent is None:
             continue
         for platform in request.platforms:
-            directory = probe_dir(build_dir, request, target.name) / platform.replace("/", "_")
+            # The local exporter writes one directory per platform, unless there is only one.
+            directory = probe_dir(build_dir, request, target.name)
+            if len(request.platforms) > 1:
+                directory /= platform.replace("/", "_")
             try:
                 text = (directory / "packages").read_text()
             except FileNotFoundError:
@@ -274,6 +284,16 @@ def recipes_digest(root: Path) -> str:
 def merge_lock(
     old: Lock | None, variant: str, epoch: int, recipes: str, entries: Mapping[str, LockEntry]
 ) -> Lock:
-    variants = {k: dict(v) for k, v in (old.variants if old else {}).items()}
-    variants.setdefault(variant, {}).update(entries)
+    """The old lock with `entries` moved. An entry made from the same inputs keeps the pins of
+    the platforms that were not resolved this time."""
+    variants = {name: dict(entries_) for name, entries_ in (old.variants if old else {}).items()}
+    current = variants.setdefault(variant, {})
+    for name, entry in entries.items():
+        previous = current.get(name)
+        if previous is not None and previous.inputs == entry.inputs:
+            pins = ImagePins(
+                {**previous.pins.packages, **entry.pins.packages}, {**previous.pins.pip, **entry.pins.pip}
+            )
+            entry = LockEntry(entry.inputs, pins, {**previous.digests, **entry.digests})
+        current[name] = entry
     return Lock(epoch, recipes, variants)

@@ -141,7 +141,7 @@ def add_probes(rendered: Rendered, family: Family) -> Rendered:
     for item in rendered.targets:
         dockerfile = (
             f"# What {item.name} has installed, for kbuild.lock.\n"
-            f"FROM {item.name}\n"
+            f"FROM {item.name}\nUSER root\n"
             f"RUN mkdir -p /kbuild-probe && ({family.list_installed}) | LC_ALL=C sort > /kbuild-probe/packages \\\n"
             f"    && if [ -f {PIP_REPORTS}/{item.name}.json ]; then cp {PIP_REPORTS}/{item.name}.json /kbuild-probe/pip.json; fi\n"
             "FROM scratch\nCOPY --from=0 /kbuild-probe/ /\n"
