@@ -41,6 +41,7 @@ def main() -> None:
             "--platform",
             args.platform,
             "--push",
+            "--no-cache",  # else images an earlier build pushed are found by content hash
             "--namespace",
             namespace,
             "--build-dir",

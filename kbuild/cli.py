@@ -346,6 +346,8 @@ def lock(
         list[str] | None,
         typer.Option("--update", "-u", help="Move only these images' (or roots') entries (repeatable)."),
     ] = None,
+    registry: RegistryOpt = None,
+    namespace: NamespaceOpt = None,
     builder: BuilderOpt = None,
     progress: Annotated[Progress, typer.Option(help="As for `bake`.")] = Progress.auto,
     lock_file: LockFileOpt = None,
@@ -380,6 +382,8 @@ def lock(
         old,
         tuple(update or ()),
         registry_finder,
+        registry=registry,
+        namespace=namespace,
         **_options(profile, patterns, distro, release, install_type, platform),
     )
     say(f"resolving {len(moving)} entr{'y' if len(moving) == 1 else 'ies'} for {compiled.request.variant}")

@@ -53,20 +53,15 @@ def namespace() -> str:
     return f"test-{uuid.uuid4().hex[:8]}"
 
 
-def test_ci_profile_multi_arch_push(tmp_path, namespace):
+def test_ci_profile_multi_arch_is_bit_for_bit_reproducible(tmp_path, namespace):
+    """The ci profile on both platforms, built without cache, pushed, run, then rebuilt without
+    cache by `kbuild verify`, which must find every image and platform identical."""
     build_dir = tmp_path / "build"
+    platforms = "linux/amd64,linux/arm64"
     result = kbuild(
-        "bake",
-        "-p",
-        "ci",
-        "--platform",
-        "linux/amd64,linux/arm64",
-        "--push",
-        "--namespace",
-        namespace,
-        "--build-dir",
-        str(build_dir),
-    )
+        "bake", "-p", "ci", "--platform", platforms, "--push", "--no-cache",
+        "--namespace", namespace, "--build-dir", str(build_dir),
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     manifest = json.loads((build_dir / "kbuild-manifest.json").read_text())
     assert set(manifest["images"]) == {"base", "memcached"}
@@ -90,6 +85,14 @@ def test_ci_profile_multi_arch_push(tmp_path, namespace):
     yaml_form = (build_dir / "kbuild-manifest.yml").read_text()
     assert manifest["images"]["memcached"]["digest"] in yaml_form
 
+    verify = kbuild(
+        "verify", "base", "memcached", "--platform", platforms, "--namespace", namespace,
+        "--build-dir", str(tmp_path / "verify"),
+    )  # fmt: skip
+    assert verify.returncode == 0, verify.stderr
+    for name in ("base", "memcached"):
+        assert f"reproducible {name} {manifest['images'][name]['digest']}" in verify.stderr
+
 
 VERSION_COMMANDS = {
     "base": (["tini", "--version"], "tini version"),
@@ -108,7 +111,8 @@ def test_core_profile_builds_and_runs(tmp_path, namespace):
     result = kbuild("bake", "-p", "core", "--push", "--namespace", namespace, "--build-dir", str(build_dir))
     assert result.returncode == 0, result.stderr
     summary = json.loads((build_dir / "summary.json").read_text())
-    assert {e["name"] for e in summary["built"]} == set(VERSION_COMMANDS)
+    # Images an earlier build already pushed (any namespace) are found by content hash, not rebuilt.
+    assert {e["name"] for e in summary["built"] + summary["cached"]} == set(VERSION_COMMANDS)
     assert summary["failed"] == [] and summary["parent_error"] == []
     manifest = json.loads((build_dir / "kbuild-manifest.json").read_text())
     for name, (command, expected) in VERSION_COMMANDS.items():
@@ -128,12 +132,14 @@ def test_a_failing_image_does_not_stop_its_siblings(tmp_path, namespace):
     (workspace / "recipes" / "broken" / "broken.kb").write_text(
         'image(name = "broken", parent = "base", blocks = {"footer": ["RUN echo about to fail && exit 3"]})\n'
         'image(name = "broken-child", parent = "broken")\n'
+        # New on every run, so it is really built next to the failing one (not found by hash).
+        f'image(name = "sibling", parent = "base", blocks = {{"footer": ["RUN echo {namespace}"]}})\n'
     )
     build_dir = tmp_path / "build"
     result = kbuild(
         "bake",
         "^broken-child$",
-        "^memcached$",
+        "^sibling$",
         "--namespace",
         namespace,
         "--build-dir",
@@ -142,11 +148,12 @@ def test_a_failing_image_does_not_stop_its_siblings(tmp_path, namespace):
     )
     assert result.returncode == 1, result.stderr
     summary = json.loads((build_dir / "summary.json").read_text())
-    assert [e["name"] for e in summary["built"]] == ["base", "memcached"]
+    built = {e["name"] for e in summary["built"]}
+    assert "sibling" in built and built | {e["name"] for e in summary["cached"]} == {"base", "sibling"}
     assert [e["name"] for e in summary["failed"]] == ["broken"]
     assert [e["name"] for e in summary["parent_error"]] == ["broken-child"]
     assert "exit code: 3" in summary["failed"][0]["error"]
     assert "about to fail" in (build_dir / "logs" / "broken.log").read_text()
-    assert "memcached" in (build_dir / "logs" / "memcached.log").read_text()
+    assert namespace in (build_dir / "logs" / "sibling.log").read_text()
     manifest = json.loads((build_dir / "kbuild-manifest.json").read_text())
-    assert set(manifest["images"]) == {"base", "memcached"}
+    assert set(manifest["images"]) == {"base", "sibling"}

@@ -65,7 +65,10 @@ def test_binary_and_source_types_differ(tmp_path):
     text = {t.name: t.dockerfile for t in binary.rendered.targets}["keystone-base"]
     assert "        keystone \\" in text and "pip install" not in text
     text = {t.name: t.dockerfile for t in source.rendered.targets}["keystone-base"]
-    assert "/var/lib/kbuild/venv/bin/pip install --no-cache-dir --report /var/lib/kbuild/pip/keystone-base.json keystone PyMySQL python-memcached" in text
+    assert (
+        "/var/lib/kbuild/venv/bin/pip install --no-cache-dir --report /var/lib/kbuild/pip/keystone-base.json keystone PyMySQL python-memcached"
+        in text
+    )
     assert "        keystone \\" not in text
 
 
