@@ -29,15 +29,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol, cast
 
 from kbuild.errors import KbuildError
+from kbuild.registry import INDEX_TYPES, MANIFEST_TYPES, api_url, is_attestation, platform_name, split_ref
 
-INDEX_TYPES = (
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-)
-MANIFEST_TYPES = (
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-)
 MAX_FILES = 50  # reported files per layer: beyond this, only a count (keeps `kbuild verify` readable)
 MAX_CONFIG_PATHS = 50
 _CHUNK = 1 << 20
@@ -174,7 +167,7 @@ class RegistryImage:
         self.close()
 
     def _url(self, kind: str, reference: str) -> str:
-        return f"{_scheme(self.registry)}://{self.registry}/v2/{self.repository}/{kind}/{reference}"
+        return api_url(self.registry, f"{self.repository}/{kind}/{reference}")
 
     def _open(self, url: str, accept: str | None = None) -> Any:
         request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
@@ -220,23 +213,9 @@ class RegistryImage:
 
 def parse_reference(ref: str) -> tuple[str, str, str]:
     """`host[:port]/repo[:tag][@digest]` -> (registry, repository, tag or digest)."""
-    registry, slash, rest = ref.partition("/")
-    if not slash or not rest:
+    if "/" not in ref or not ref.partition("/")[2]:
         raise ImageDiffError(f"{ref}: expected host[:port]/repository[:tag|@sha256:...]")
-    if "@" in rest:
-        repository, _, reference = rest.partition("@")
-        repository = repository.rsplit(":", 1)[0] if ":" in repository.rsplit("/", 1)[-1] else repository
-    elif ":" in rest.rsplit("/", 1)[-1]:
-        repository, _, reference = rest.rpartition(":")
-    else:
-        repository, reference = rest, "latest"
-    return registry, repository, reference
-
-
-def _scheme(registry: str) -> str:
-    host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
-    host = host.strip("[]")
-    return "http" if host in ("localhost", "::1") or host.startswith("127.") else "https"
+    return split_ref(ref)
 
 
 def open_source(spec: str | os.PathLike[str]) -> OciArchive | RegistryImage:
@@ -435,19 +414,6 @@ def _is_index(document: Mapping[str, Any]) -> bool:
 
 def _without(document: Mapping[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in document.items() if k not in keys}
-
-
-def platform_name(platform: Mapping[str, Any]) -> str:
-    name = f"{platform.get('os')}/{platform.get('architecture')}"
-    return f"{name}/{platform['variant']}" if platform.get("variant") else name
-
-
-def is_attestation(descriptor: Mapping[str, Any]) -> bool:
-    """BuildKit's provenance/SBOM manifests: platform unknown/unknown, or a reference annotation."""
-    platform = descriptor.get("platform") or {}
-    return platform.get("os") == "unknown" or "vnd.docker.reference.type" in (
-        descriptor.get("annotations") or {}
-    )
 
 
 def _platforms(

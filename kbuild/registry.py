@@ -26,12 +26,16 @@ TIMEOUT = 30
 
 
 def split_ref(ref: str) -> tuple[str, str, str]:
-    """`host:port/path/name:tag` or `...@sha256:...` -> (registry, repository, tag or digest)."""
+    """`host[:port]/repo[:tag][@digest]` -> (registry, repository, digest, or tag, or `latest`)."""
     registry, _, rest = ref.partition("/")
     if "@" in rest:
         repository, _, reference = rest.partition("@")
-    else:
+        if ":" in repository.rsplit("/", 1)[-1]:
+            repository = repository.rsplit(":", 1)[0]
+    elif ":" in rest.rsplit("/", 1)[-1]:
         repository, _, reference = rest.rpartition(":")
+    else:
+        repository, reference = rest, "latest"
     return registry, repository, reference
 
 
@@ -40,14 +44,14 @@ def is_loopback(registry: str) -> bool:
     return host in ("localhost", "::1", "[::1]") or host.startswith("127.")
 
 
-def _url(registry: str, path: str) -> str:
+def api_url(registry: str, path: str) -> str:
     return f"{'http' if is_loopback(registry) else 'https'}://{registry}/v2/{path}"
 
 
 def manifest_digest(registry: str, repository: str, reference: str) -> str | None:
     """The digest a tag points at (a HEAD request), or None when there is no such tag."""
     request = urllib.request.Request(
-        _url(registry, f"{repository}/manifests/{reference}"), method="HEAD", headers={"Accept": _ACCEPT}
+        api_url(registry, f"{repository}/manifests/{reference}"), method="HEAD", headers={"Accept": _ACCEPT}
     )
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
@@ -61,14 +65,16 @@ def manifest_digest(registry: str, repository: str, reference: str) -> str | Non
 def fetch_manifest(registry: str, repository: str, reference: str) -> tuple[bytes, str]:
     """A manifest's exact bytes and media type."""
     request = urllib.request.Request(
-        _url(registry, f"{repository}/manifests/{reference}"), headers={"Accept": _ACCEPT}
+        api_url(registry, f"{repository}/manifests/{reference}"), headers={"Accept": _ACCEPT}
     )
     with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
         return response.read(), response.headers.get("Content-Type", "").split(";")[0]
 
 
 def fetch_blob(registry: str, repository: str, digest: str) -> bytes:
-    with urllib.request.urlopen(_url(registry, f"{repository}/blobs/{digest}"), timeout=TIMEOUT) as response:
+    with urllib.request.urlopen(
+        api_url(registry, f"{repository}/blobs/{digest}"), timeout=TIMEOUT
+    ) as response:
         return response.read()
 
 
@@ -76,7 +82,7 @@ def put_tag(registry: str, repository: str, digest: str, tag: str) -> None:
     """Point `tag` at the manifest `digest` of the same repository: no blob moves."""
     body, media_type = fetch_manifest(registry, repository, digest)
     request = urllib.request.Request(
-        _url(registry, f"{repository}/manifests/{tag}"),
+        api_url(registry, f"{repository}/manifests/{tag}"),
         data=body,
         method="PUT",
         headers={"Content-Type": media_type},
@@ -91,7 +97,7 @@ def repositories(registry: str) -> tuple[str, ...]:
     path = "_catalog?n=1000"
     try:
         while path:
-            with urllib.request.urlopen(_url(registry, path), timeout=TIMEOUT) as response:
+            with urllib.request.urlopen(api_url(registry, path), timeout=TIMEOUT) as response:
                 found += json.loads(response.read()).get("repositories") or []
                 link = response.headers.get("Link", "")
             path = link.split("<", 1)[1].split(">", 1)[0].removeprefix("/v2/") if "<" in link else ""
@@ -114,11 +120,17 @@ def index_platforms(index: Mapping[str, Any]) -> dict[str, str]:
     """platform -> manifest digest of an image index, attestation manifests left out."""
     out = {}
     for entry in index.get("manifests", []):
-        platform = entry.get("platform", {})
-        if platform.get("os") == "unknown" or "vnd.docker.reference.type" in entry.get("annotations", {}):
-            continue
-        out[platform_name(platform)] = entry["digest"]
+        if not is_attestation(entry):
+            out[platform_name(entry.get("platform", {}))] = entry["digest"]
     return dict(sorted(out.items()))
+
+
+def is_attestation(descriptor: Mapping[str, Any]) -> bool:
+    """BuildKit's provenance/SBOM manifests: platform unknown/unknown, or a reference annotation."""
+    platform = descriptor.get("platform") or {}
+    return platform.get("os") == "unknown" or "vnd.docker.reference.type" in (
+        descriptor.get("annotations") or {}
+    )
 
 
 def platform_name(platform: Mapping[str, Any]) -> str:
