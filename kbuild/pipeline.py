@@ -64,18 +64,40 @@ def compile_catalog(
 ) -> Compiled:
     """Compile the selection. `locked`: render the lock's pins, refusing a missing or stale lock.
     `find`: skip the images that already exist (see plan.py)."""
+    front = _front(catalog, lock.source_date_epoch if locked and lock else None, options)
+    rendered = front.unpinned
+    if locked:
+        check_lock(catalog, lock, front.request, front.inputs)
+        assert lock is not None
+        rendered = front.render(pins(lock, front.request.variant))
+    return _finish(front, rendered, find, build_dir, bake_options)
+
+
+@dataclass(frozen=True)
+class _Front:
+    """What every compilation starts from: the request, the selection, the build arguments and
+    the unpinned rendering with its lock inputs."""
+
+    catalog: Catalog
+    request: Request
+    selection: Selection
+    args: Mapping[str, str]
+    extra: Mapping[str, str]  # root facts for the content hash
+    unpinned: Rendered
+    inputs: Mapping[str, str]
+
+    def render(self, pinned: Mapping[str, ImagePins]) -> Rendered:
+        return render(self.catalog, self.selection, self.request, self.args, pinned)
+
+
+def _front(catalog: Catalog, epoch: int | None, options: Mapping[str, Any]) -> _Front:
     request = make_request(catalog, **options)
     selection = select(catalog, request)
-    epoch = lock.source_date_epoch if locked and lock else catalog.settings.source_date_epoch
+    epoch = catalog.settings.source_date_epoch if epoch is None else epoch
     args = {**catalog.settings.build_args, "SOURCE_DATE_EPOCH": str(epoch)}
-    extra = root_facts(catalog, request, epoch)
-    rendered = render(catalog, selection, request, args)
-    inputs = lock_inputs(catalog, request, rendered, epoch)
-    if locked:
-        check_lock(catalog, lock, request, inputs)
-        assert lock is not None
-        rendered = render(catalog, selection, request, args, pins(lock, request.variant))
-    return _finish(catalog, request, selection, rendered, inputs, extra, find, build_dir, bake_options)
+    unpinned = render(catalog, selection, request, args)
+    inputs = lock_inputs(catalog, request, unpinned, epoch)
+    return _Front(catalog, request, selection, args, root_facts(catalog, request, epoch), unpinned, inputs)
 
 
 def compile_workspace(root: Path, build_dir: Path, **options: Any) -> Compiled:
@@ -83,20 +105,16 @@ def compile_workspace(root: Path, build_dir: Path, **options: Any) -> Compiled:
 
 
 def _finish(
-    catalog: Catalog,
-    request: Request,
-    selection: Selection,
+    front: _Front,
     rendered: Rendered,
-    inputs: Mapping[str, str],
-    extra: Mapping[str, str],
     find: Callable[[Request], Finder] | None,
     build_dir: Path,
     bake_options: BakeOptions,
 ) -> Compiled:
-    hashes = content_hashes(rendered, extra)
-    plan = make_plan(rendered, hashes, find(request) if find else None)
-    bake = bake_file(rendered, selection, plan, build_dir, bake_options)
-    return Compiled(catalog, request, selection, rendered, inputs, plan, bake)
+    hashes = content_hashes(rendered, front.extra)
+    plan = make_plan(rendered, hashes, find(front.request) if find else None)
+    bake = bake_file(rendered, front.selection, plan, build_dir, bake_options)
+    return Compiled(front.catalog, front.request, front.selection, rendered, front.inputs, plan, bake)
 
 
 def root_facts(catalog: Catalog, request: Request, epoch: int, per_arch: bool = True) -> dict[str, str]:
@@ -188,14 +206,9 @@ def compile_lock(
     """Compile what `kbuild lock` bakes: every image whose entry must move rendered without pins
     (the rest with theirs), plus a probe on each image and root whose entry must move and on
     their parents. Returns the compilation, the lock's SOURCE_DATE_EPOCH and the names to move."""
-    request = make_request(catalog, **options)
-    selection = select(catalog, request)
     # Moving a few entries keeps the lock's epoch: a new epoch would move every entry.
-    epoch = old.source_date_epoch if old and update else catalog.settings.source_date_epoch
-    args = {**catalog.settings.build_args, "SOURCE_DATE_EPOCH": str(epoch)}
-    extra = root_facts(catalog, request, epoch)
-    unpinned = render(catalog, selection, request, args)
-    inputs = lock_inputs(catalog, request, unpinned, epoch)
+    front = _front(catalog, old.source_date_epoch if old and update else None, options)
+    request, inputs = front.request, front.inputs
     for name in update:
         if name not in inputs:
             raise KbuildError(
@@ -205,7 +218,7 @@ def compile_lock(
     stale = stale_entries(old, request.variant, inputs, request.platforms) if old else dict.fromkeys(inputs)
     moving = set(update) | set(stale) if update else set(inputs)
     kept = {n: e.pins for n, e in (old.entries(request.variant) if old else {}).items() if n not in moving}
-    rendered = render(catalog, selection, request, args, kept)
+    rendered = front.render(kept)
     parents = {t.name: t.parent_source.removeprefix("target:") for t in rendered.targets if t.parent_source}
     probed = moving | {parents[n] for n in moving if n in parents}
     with_probes = add_probes(rendered, catalog.families[catalog.distros[request.distro].family])
@@ -214,12 +227,8 @@ def compile_lock(
         tuple(t for t in with_probes.targets if not t.probe or t.parent in probed),
         rendered.args,
     )
-    options_ = BakeOptions(export=False)
-    return (
-        _finish(catalog, request, selection, chosen, inputs, extra, find, build_dir, options_),
-        epoch,
-        moving,
-    )
+    epoch = int(front.args["SOURCE_DATE_EPOCH"])
+    return _finish(front, chosen, find, build_dir, BakeOptions(export=False)), epoch, moving
 
 
 def read_lock_entries(compiled: Compiled, build_dir: Path, moving: set[str]) -> dict[str, LockEntry]:
