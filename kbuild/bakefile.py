@@ -83,7 +83,7 @@ def _target(item: RenderedImage, request: Request, build_dir: Path) -> dict[str,
     target: dict[str, Any] = {
         "context": str(rootfs_dir(item.rootfs) if item.rootfs else directory),
         "dockerfile": str(directory / "Dockerfile"),
-        "platforms": list(request.platforms),
+        "platforms": list(item.platforms or request.platforms),
     }
     if item.parent is not None and item.parent_source is not None:
         source = item.parent_source

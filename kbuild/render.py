@@ -10,14 +10,14 @@ import functools
 import re
 import shlex
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import jinja2
 
 from kbuild import __version__
 from kbuild.builtins import Pip, User
-from kbuild.catalog import BLOCKS, Catalog, Distro, Family, Image
+from kbuild.catalog import BLOCKS, Catalog, ContextFile, Distro, Family, Image
 from kbuild.select import Request, Selection
 
 # Bump when rendering changes what an image contains: it is part of every image's content hash.
@@ -37,6 +37,7 @@ class RenderedImage:
     parent_source: str | None  # "target:NAME" or "docker-image://REF"
     rootfs: str | None = None
     image: Image | None = None  # None for distro roots
+    platforms: tuple[str, ...] = ()  # what it is built for (an overlay may disable some); () = all
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ def render(catalog: Catalog, selection: Selection, request: Request) -> Rendered
     if root.kind == "debootstrap" and any(catalog.images[n].parent is None for n in selection.images):
         targets.append(_render_root(distro, request.release))
     for name in selection.images:
-        targets.append(_render_image(catalog, catalog.images[name], distro, family, request))
+        target = _render_image(catalog, catalog.images[name], distro, family, request)
+        targets.append(replace(target, platforms=selection.platforms.get(name, request.platforms)))
     return Rendered(request, tuple(targets))
 
 
@@ -95,12 +97,12 @@ def _render_image(
         repositories=distro.repositories if image.parent is None else (),
         install=_install(family, packages),
         add_user=_add_user(family, image.user) if image.user else "",
-        files={_context_name(src): dest for src, dest in image.files.items()},
+        files={name: f.destination for name, f in _context_files(image, request).items()},
         pip_install=_pip_install(source) if source else "",
         blocks={block: "\n".join(image.blocks.get(block, ())) for block in BLOCKS},
         user=user.name if user else "",
     )
-    files = {_context_name(src): catalog.root / image.directory / src for src in image.files}
+    files = {name: catalog.root / f.source for name, f in _context_files(image, request).items()}
     return RenderedImage(image.name, _tidy(text), files, parent, parent_source, image=image)
 
 
@@ -183,9 +185,9 @@ def _fill(template: str, **values: object) -> str:
     return pattern.sub(lambda m: str(values[m.group(1)]), template)
 
 
-def _context_name(source: str) -> str:
-    """Context files keep their path under the recipe directory, made flat and readable."""
-    return source.replace("/", "__")
+def _context_files(image: Image, request: Request) -> dict[str, ContextFile]:
+    """The image's context files for this install type (a source archive is for `source` only)."""
+    return {name: f for name, f in image.files.items() if f.install_type in (None, request.type)}
 
 
 def _tidy(text: str) -> str:
