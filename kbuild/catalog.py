@@ -344,7 +344,7 @@ class ImageDraft:
         draft = cls(a["name"], decl.directory, decl.location, decl.via, description=a["description"])
 
         def declared(key: str, arg: str, value: Any, literal: str | None = None) -> None:
-            draft.record(key, Origin(decl.where(arg, literal), "declared", value))
+            draft.record(key, Origin(decl.where(arg, literal), "declared", value, decl.overlay))
 
         if a["parent"] is not None and check_parent(
             draft.name, a["parent"], names, decl.where("parent", a["parent"]), errors

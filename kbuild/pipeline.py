@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +29,8 @@ def compile_catalog(catalog: Catalog, build_dir: Path, **options: Any) -> Compil
     return Compiled(catalog, request, selection, rendered, bake_file(rendered, selection, build_dir))
 
 
-def compile_workspace(root: Path, build_dir: Path, **options: Any) -> Compiled:
-    return compile_catalog(load_catalog(root), build_dir, **options)
+def compile_workspace(root: Path, build_dir: Path, overlays: Sequence[Path] = (), **options: Any) -> Compiled:
+    return compile_catalog(load_catalog(root, overlays), build_dir, **options)
 
 
 def write_build(compiled: Compiled, build_dir: Path, bake_path: Path) -> None:
