@@ -233,8 +233,6 @@ def build_catalog(root: Path, declarations: Iterable[Declaration]) -> Catalog:
     drafts = {n: ImageDraft.declare(root, d, names, errors) for n, d in by_kind["image"].items()}
     apply_overrides(root, drafts, overrides, names, errors)
     images = {n: draft.freeze() for n, draft in drafts.items()}
-    for image in images.values():
-        _check_source_archive(root, image, errors)
     ordered = _topological(images, errors)
     profiles = {
         n: Profile(n, d.args["images"], d.args["description"], d.location)
@@ -355,11 +353,8 @@ class ImageDraft:
                 if check_family(family, names.families, decl.where(arg, family), errors):
                     getattr(draft, arg)[family] = list(packages)
                     declared(f"{arg}[{family}]", arg, packages, family)
-        source = a["source"]
-        if source is not None and all(
-            check_family(f, names.families, decl.where("source"), errors) for f in source.packages
-        ):
-            draft.source = source
+        if a["source"] is not None and check_source(root, draft.name, a["source"], names, decl, errors):
+            draft.source = a["source"]
         for src, destination in a["files"].items():
             context = context_file(
                 root, draft.name, decl.directory, src, destination, decl.where("files", src)
@@ -489,28 +484,34 @@ def context_file(
     return ContextFile((Path(directory) / source).as_posix(), destination)
 
 
-def _check_source_archive(root: Path, image: Image, errors: list[KbuildError]) -> None:
-    """A local archive must be there and be what its checksum says, before anything is built."""
-    source = image.source
-    if source is None or source.archive is None:
-        return
-    origin = image.origin("source")
-    location = origin.location if origin else image.location
+def check_source(
+    root: Path, image: str, source: B.Pip, names: Names, decl: Declaration, errors: list[KbuildError]
+) -> bool:
+    """A source install's families exist, and its local archive is there and is what its
+    checksum says, before anything is built."""
+    ok = all(check_family(f, names.families, decl.where("source", f), errors) for f in source.packages)
+    if source.archive is None:
+        return ok
     try:
         digest = hashlib.sha256((root / source.archive).read_bytes()).hexdigest()
     except OSError as error:
         errors.append(
-            KbuildError(f"image '{image.name}': cannot read {source.archive}: {error.strerror}", location)
+            KbuildError(
+                f"image '{image}': cannot read {source.archive}: {error.strerror}",
+                decl.where("source", Path(source.archive).name),
+            )
         )
-        return
+        return False
     if digest != source.sha256:
         errors.append(
             KbuildError(
-                f"image '{image.name}': {source.archive} has sha256 {digest}, not {source.sha256}",
-                location,
+                f"image '{image}': {source.archive} has sha256 {digest}, not {source.sha256}",
+                decl.where("source", source.sha256),
                 "if the new archive is the one you want, put its sha256 in pip(sha256 = ...)",
             )
         )
+        return False
+    return ok
 
 
 def _topological(images: Mapping[str, Image], errors: list[KbuildError]) -> list[str]:

@@ -23,6 +23,7 @@ from kbuild.catalog import (
     check_block,
     check_family,
     check_parent,
+    check_source,
     context_file,
     context_name,
 )
@@ -44,14 +45,14 @@ def find_overlays(
     root: Path, workspace_dirs: Iterable[str], settings: Declaration | None, given: Sequence[Path]
 ) -> list[Overlay]:
     """The settings' overlays (workspace-relative), then the command line's, each once."""
-    wanted: list[tuple[Path, Location | None]] = []
+    wanted: list[tuple[Path, str, Location | None]] = []  # path, as written, where
     if settings is not None:
-        wanted += [(root / entry, settings.where("overlays", entry)) for entry in settings.args["overlays"]]
-    wanted += [(path, None) for path in given]
+        wanted += [(root / e, e, settings.where("overlays", e)) for e in settings.args["overlays"]]
+    wanted += [(path, str(path), None) for path in given]
     workspace = root.resolve()
     overlays: list[Overlay] = []
     errors: list[KbuildError] = []
-    for path, location in wanted:
+    for path, written, location in wanted:
         directory = path.resolve()
         if directory in (o.path for o in overlays):
             continue
@@ -63,11 +64,11 @@ def find_overlays(
                 else []
             )
             hint = did_you_mean(directory.name, siblings)
-            errors.append(KbuildError(f"overlay directory '{path}' does not exist", location, hint))
+            errors.append(KbuildError(f"overlay directory '{written}' does not exist", location, hint))
         elif workspace.is_relative_to(directory) or inside is not None:
             errors.append(
                 KbuildError(
-                    f"overlay directory '{path}' overlaps the workspace's {inside or 'root'}",
+                    f"overlay directory '{written}' overlaps the workspace's {inside or 'root'}",
                     location,
                     "the main tree's .kb files are evaluated once; keep overlays in a directory of their own",
                 )
@@ -82,7 +83,7 @@ def find_overlays(
                 f"{shown}/{p.relative_to(directory).as_posix()}" for p in sorted(directory.rglob("*.kb"))
             )
             if not files:
-                errors.append(KbuildError(f"overlay directory '{path}' has no .kb files", location))
+                errors.append(KbuildError(f"overlay directory '{written}' has no .kb files", location))
             overlays.append(Overlay(directory, shown, files))
     if errors:
         raise errors[0] if len(errors) == 1 else KbuildErrors(errors)
@@ -161,11 +162,12 @@ class _Override:
             self._set("user", args["user"])
         for src, destination in args["files"].items():
             self._file(src, destination)
-        if args["source"] is not B.UNCHANGED and all(
-            check_family(f, self.names.families, self._at("source"), self.errors)
-            for f in (args["source"].packages if args["source"] else ())
+        source = args["source"]
+        if source is not B.UNCHANGED and (
+            source is None
+            or check_source(self.root, self.draft.name, source, self.names, self.decl, self.errors)
         ):
-            self._set("source", args["source"])
+            self._set("source", source)
         for entry in args["disable"]:
             self._disable(entry)
 

@@ -375,3 +375,21 @@ def test_list_names_disabled_images_and_why(workspace: Path, tmp_path: Path) -> 
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert rows["keystone"]["excluded"] == "disabled for ubuntu by " + at(overlay, '"ubuntu"')
     assert rows["base"]["excluded"] is None and rows["keystone-base"]["excluded"] is None
+
+
+def test_every_bad_override_is_reported_at_once(workspace: Path, tmp_path: Path) -> None:
+    overlay = vendor(
+        tmp_path,
+        'override("keystne", env = {"A": "1"})\n'
+        'override("base", packages_remove = {"deb": ["lsof"]}, blocks = {"fotter": []})\n',
+    )
+    result = run_kbuild("list", "--overlay", overlay, "-C", workspace, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        "error: override(): unknown image 'keystne'",
+        "error: image 'base' does not install 'lsof' (deb)",
+        "error: image 'base' fills unknown block 'fotter'",
+    ]
+    for needle in ('"keystne"', '"fotter"', '"lsof"'):
+        assert f"  --> {at(overlay, needle)}" in result.stderr
