@@ -20,18 +20,8 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "vendor-overlay"
 def test_the_example_overlay_is_in_the_images_it_builds(tmp_path: Path) -> None:
     build_dir = tmp_path / "build"
     namespace = f"test-{uuid.uuid4().hex[:8]}"
-    result = kbuild(
-        "bake",
-        "-p",
-        "acme",
-        "--overlay",
-        str(EXAMPLE),
-        "--push",
-        "--namespace",
-        namespace,
-        "--build-dir",
-        str(build_dir),
-    )
+    bake = ("bake", "-p", "acme", "--overlay", str(EXAMPLE), "--push")
+    result = kbuild(*bake, "--namespace", namespace, "--build-dir", str(build_dir))
     assert result.returncode == 0, result.stderr
     images = json.loads((build_dir / "kbuild-manifest.json").read_text())["images"]
     assert set(images) == {"base", "openstack-base", "keystone-base", "keystone", "acme-toolbox"}
