@@ -116,7 +116,7 @@ def _target(
     target: dict[str, Any] = {
         "context": str(rootfs_dir(item.rootfs) if item.rootfs else directory),
         "dockerfile": str(directory / "Dockerfile"),
-        "platforms": list(request.platforms),
+        "platforms": list(item.platforms or request.platforms),
         "args": dict(rendered.args),
     }
     if item.parent is not None and item.parent_source is not None:

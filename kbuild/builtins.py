@@ -10,12 +10,26 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 REQUIRED: Any = object()
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+class _Unchanged:
+    """The default of an override() argument that leaves the field as it is (None is a value)."""
+
+    def __repr__(self) -> str:
+        return "unchanged"
+
+
+UNCHANGED: Any = _Unchanged()
+
+# Where a source install's local archive is copied, and installed from.
+SOURCE_ARCHIVES = "/var/lib/kbuild/src"
 
 
 def type_name(value: Any) -> str:
@@ -35,6 +49,19 @@ def type_name(value: Any) -> str:
 
 class SchemaTypeError(Exception):
     """A value does not have the type a schema asks for; the message says what was expected."""
+
+
+class ArgumentError(Exception):
+    """A helper's arguments are well typed but do not make sense together. `index` is the
+    position of the offending positional argument, when it is one."""
+
+    def __init__(
+        self, argument: str, message: str, hint: str | None = None, index: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.argument = argument
+        self.hint = hint
+        self.index = index
 
 
 # --- types -----------------------------------------------------------------------------------
@@ -141,6 +168,7 @@ def _plural(t: Type) -> str:
 
 
 IMAGE_NAME = matching(STR, r"[a-z0-9][a-z0-9._-]*", "a valid image name ([a-z0-9._-], lower case)")
+SHA256 = matching(STR, r"[0-9a-f]{64}", "a sha256 digest (64 lower-case hex digits)")
 STRINGS = list_of(STR)
 PER_FAMILY = dict_of(STR, STRINGS)  # {"deb": [...], "rpm": [...]}
 STR_DICT = dict_of(STR, STR)
@@ -173,11 +201,21 @@ class User(Struct):
 
 @dataclass(frozen=True, repr=False)
 class Pip(Struct):
+    """`archive` is a local sdist or wheel, workspace-relative (absolute for an overlay outside
+    the workspace); it is installed as the last requirement, checked by pip against `sha256`."""
+
     kind = "pip"
     requirements: tuple[str, ...]
     packages: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: EMPTY)
     venv: str = "/var/lib/kbuild/venv"
     constraints: tuple[str, ...] = ()
+    archive: str | None = None
+    sha256: str | None = None
+
+    @property
+    def archive_destination(self) -> str | None:
+        """Where the archive is copied in the image."""
+        return f"{SOURCE_ARCHIVES}/{Path(self.archive).name}" if self.archive else None
 
 
 @dataclass(frozen=True, repr=False)
@@ -323,6 +361,38 @@ SCHEMAS: Mapping[str, Schema] = MappingProxyType(
                 build_args=Param(STR_DICT, EMPTY, "build arguments of every image"),
                 labels=Param(STR_DICT, EMPTY, "labels of every image"),
                 source_date_epoch=Param(INT, 1767225600, "timestamp of every file and image (a lock's wins)"),
+                overlays=Param(
+                    STRINGS, (), "overlay directories (workspace-relative), before any `--overlay`"
+                ),
+            ),
+            _schema(
+                "override",
+                "Changes an image declared elsewhere, typically from an overlay. Overrides apply after "
+                "every image is declared, in evaluation order: the later one wins.",
+                positional=("image",),
+                image=Param(IMAGE_NAME, doc="the image to change"),
+                packages_append=Param(PER_FAMILY, EMPTY, "family -> packages added, for every install type"),
+                packages_remove=Param(
+                    PER_FAMILY, EMPTY, "family -> packages removed; the image must list each one"
+                ),
+                packages_override=Param(
+                    PER_FAMILY, EMPTY, "family -> the image's whole package list, for every install type"
+                ),
+                blocks=Param(dict_of(STR, STRINGS), EMPTY, "block name -> Dockerfile lines appended to it"),
+                blocks_replace=Param(
+                    dict_of(STR, STRINGS), EMPTY, "block name -> Dockerfile lines replacing it (first)"
+                ),
+                parent=Param(optional(IMAGE_NAME), UNCHANGED, "the parent image"),
+                env=Param(STR_DICT, EMPTY, "environment variables, merged over the image's"),
+                labels=Param(STR_DICT, EMPTY, "image labels, merged over the image's"),
+                user=Param(optional(struct(User)), UNCHANGED, "user(...) created and run as; None: none"),
+                files=Param(
+                    STR_DICT, EMPTY, "context file (relative to this file) -> path; replaces one at that path"
+                ),
+                source=Param(optional(struct(Pip)), UNCHANGED, "pip(...) for `--type source`; None: none"),
+                disable=Param(
+                    STRINGS, (), "distros and platforms not to build the image and its descendants for"
+                ),
             ),
             _schema(
                 "user",
@@ -345,6 +415,10 @@ SCHEMAS: Mapping[str, Schema] = MappingProxyType(
                 packages=Param(PER_FAMILY, EMPTY, "family -> packages a source install needs"),
                 venv=Param(STR, "/var/lib/kbuild/venv", "the virtualenv"),
                 constraints=Param(STRINGS, (), "pip constraints (`name==version`)"),
+                archive=Param(
+                    optional(STR), None, "an sdist or wheel next to this file, copied into the context"
+                ),
+                sha256=Param(optional(SHA256), None, "the archive's sha256, checked by kbuild and pip"),
             ),
             _schema(
                 "debootstrap",
@@ -367,8 +441,11 @@ SCHEMAS: Mapping[str, Schema] = MappingProxyType(
 )
 
 
-def make_value(schema: Schema, args: Mapping[str, Any]) -> Struct:
-    """Build the helper value of a non-declaring builtin from checked arguments."""
+def make_value(schema: Schema, args: Mapping[str, Any], directory: str = ".") -> Struct:
+    """Build the helper value of a non-declaring builtin from checked arguments; `directory` is
+    that of the file that called it (paths in arguments are relative to it)."""
+    if schema.name == "pip":
+        return _pip(args, directory)
     if schema.name == "user":
         return User(
             name=args["name"],
@@ -379,8 +456,56 @@ def make_value(schema: Schema, args: Mapping[str, Any]) -> Struct:
             groups=args["groups"],
         )
     constructors: dict[str, type[Struct]] = {
-        "pip": Pip,
         "debootstrap": Debootstrap,
         "upstream": Upstream,
     }
     return constructors[schema.name](**args)
+
+
+_GIT_COMMIT = re.compile(r"@[0-9a-f]{40}(#.*)?$")
+_URL_SHA256 = re.compile(r"#(.*&)?sha256=[0-9a-f]{64}(&|$)")
+
+
+def _pip(args: Mapping[str, Any], directory: str) -> Pip:
+    """A source install whose every direct reference is pinned: a URL by its sha256 (which pip
+    checks), a git reference by a full commit id, a local archive by its sha256."""
+    for index, requirement in enumerate(args["requirements"]):
+        url = requirement.partition(" @ ")[2].strip() if " @ " in requirement else requirement
+        if url.startswith("git+") and not _GIT_COMMIT.search(url):
+            raise ArgumentError(
+                "requirements",
+                f"{requirement!r} does not pin a commit",
+                "name @ git+https://host/repo.git@<the full 40-hex commit id>",
+                index,
+            )
+        if "://" in url and not url.startswith("git+") and not _URL_SHA256.search(url):
+            raise ArgumentError(
+                "requirements",
+                f"{requirement!r} has no checksum",
+                "append #sha256=<digest of the file> to the URL; pip checks it",
+                index,
+            )
+    archive, sha256 = args["archive"], args["sha256"]
+    if archive is None:
+        if sha256 is not None:
+            raise ArgumentError(
+                "sha256", "checks an archive, but no archive is given", "add archive = 'FILE'"
+            )
+        return Pip(**args)
+    written = Path(archive)
+    if "://" in archive or written.is_absolute() or ".." in written.parts:
+        raise ArgumentError(
+            "archive",
+            f"{archive!r} is not a file next to this recipe",
+            "a URL goes in the requirements: 'name @ https://host/file.tar.gz#sha256=<digest>'",
+        )
+    if sha256 is None:
+        raise ArgumentError("archive", "needs its checksum", f"add sha256 = '...' (sha256sum {archive})")
+    pinned = f"file://{SOURCE_ARCHIVES}/{written.name}#sha256={sha256}"
+    return Pip(
+        **{
+            **args,
+            "archive": (Path(directory) / written).as_posix(),
+            "requirements": (*args["requirements"], pinned),
+        }
+    )

@@ -1,14 +1,19 @@
 """Stage 3: declarations -> a typed, immutable catalog, checked as a whole.
 
+The main tree's declarations come first, then each overlay's (kbuild.overlay); an image is made by
+its image() call and then changed by every override() of it, in evaluation order, each change
+recorded with where it was written (`Image.origins`).
+
 Every problem found is reported at once: duplicate names (both places), unknown parents, families,
 distros and platforms (with did-you-mean), parent cycles (the whole cycle) and missing context files.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -55,13 +60,35 @@ class Platform:
 
 
 @dataclass(frozen=True)
+class ContextFile:
+    """A file of an image's build context. `source` is workspace-relative (absolute for an
+    overlay outside the workspace); `install_type` None means every install type."""
+
+    source: str
+    destination: str
+    install_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Origin:
+    """One step in the making of an image field: where it was written, what it did, the value it
+    gave, the overlay it came from (None: the main tree) and the value it replaced."""
+
+    location: Location
+    action: str  # declared, appended, removed, replaced, set, disabled
+    value: Any
+    overlay: str | None = None
+    previous: Any = None
+
+
+@dataclass(frozen=True)
 class Image:
     name: str
     parent: str | None
     packages: Mapping[str, tuple[str, ...]]
     binary: Mapping[str, tuple[str, ...]]
     source: B.Pip | None
-    files: Mapping[str, str]  # path relative to `directory` -> path in the image
+    files: Mapping[str, ContextFile]  # name in the build context (flat, unique) -> file
     blocks: Mapping[str, tuple[str, ...]]
     env: Mapping[str, str]
     labels: Mapping[str, str]
@@ -70,6 +97,14 @@ class Image:
     directory: str  # workspace-relative directory of the recipe that declared it
     location: Location
     via: tuple[Location, ...] = ()
+    disabled: tuple[str, ...] = ()  # distros and platforms it is not built for (nor its descendants)
+    # field key (`parent`, `packages[deb]`, `blocks[footer]`...) -> its making, recipe first
+    origins: Mapping[str, tuple[Origin, ...]] = field(default_factory=lambda: B.EMPTY)
+
+    def origin(self, key: str) -> Origin | None:
+        """The last step that set a field, if any did."""
+        chain = self.origins.get(key, ())
+        return chain[-1] if chain else None
 
 
 @dataclass(frozen=True)
@@ -92,6 +127,7 @@ class Settings:
     build_args: Mapping[str, str]
     labels: Mapping[str, str]
     source_date_epoch: int
+    overlays: tuple[str, ...] = ()
     location: Location | None = None
 
 
@@ -108,6 +144,7 @@ class Catalog:
     images: Mapping[str, Image]  # in topological order: parents first
     profiles: Mapping[str, Profile]
     settings: Settings
+    overlays: tuple[str, ...] = ()  # the overlays applied, in order, as locations name them
 
     def ancestors(self, name: str) -> list[str]:
         """The parent chain of an image, nearest first."""
@@ -134,7 +171,9 @@ def workspace_files(root: Path) -> list[str]:
     return files
 
 
-def evaluate_workspace(root: Path) -> list[Declaration]:
+def evaluate_workspace(root: Path, overlays: Sequence[Path] = ()) -> list[Declaration]:
+    """The declarations of the main tree, then those of each overlay: the settings' overlays,
+    then `overlays` (command-line paths), each tagged with its overlay."""
     if not (root / "recipes").is_dir():
         raise KbuildError(
             f"{root} is not a kbuild workspace: it has no recipes/ directory",
@@ -143,18 +182,37 @@ def evaluate_workspace(root: Path) -> list[Declaration]:
     evaluator = Evaluator(root)
     for path in workspace_files(root):
         evaluator.evaluate_file(path)
-    return evaluator.declarations
+    declarations = list(evaluator.declarations)
+    settings = next((d for d in declarations if d.kind == "settings"), None)
+    from kbuild import overlay as O  # it builds on this module's model
+
+    for layer in O.find_overlays(root, WORKSPACE_DIRS, settings, overlays):
+        start = len(evaluator.declarations)
+        for path in layer.files:
+            evaluator.evaluate_file(path)
+        declarations += [replace(d, overlay=layer.shown) for d in evaluator.declarations[start:]]
+    return declarations
 
 
-def load_catalog(root: Path) -> Catalog:
-    return build_catalog(root, evaluate_workspace(root))
+def load_catalog(root: Path, overlays: Sequence[Path] = ()) -> Catalog:
+    return build_catalog(root, evaluate_workspace(root, overlays))
 
 
 def build_catalog(root: Path, declarations: Iterable[Declaration]) -> Catalog:
+    from kbuild.overlay import apply_overrides, settings_in_overlay  # it builds on this module's model
+
+    declarations = list(declarations)
     errors: list[KbuildError] = []
     by_kind: dict[str, dict[str, Declaration]] = {kind: {} for kind in B.SCHEMAS}
     settings_decl: Declaration | None = None
+    overrides: list[Declaration] = []
     for decl in declarations:
+        if decl.kind == "override":
+            overrides.append(decl)
+            continue
+        if decl.kind == "settings" and decl.overlay is not None:
+            errors.append(settings_in_overlay(decl))
+            continue
         if decl.kind == "settings":
             if settings_decl is not None:
                 errors.append(_duplicate("settings()", decl, settings_decl))
@@ -171,10 +229,11 @@ def build_catalog(root: Path, declarations: Iterable[Declaration]) -> Catalog:
     platforms = {n: Platform(n, d.args["arch"], d.location) for n, d in by_kind["platform"].items()}
     for platform in platforms.values():
         for family in platform.arch:
-            _check_family(family, families, platform.location, errors)
-    images = {n: _image(d) for n, d in by_kind["image"].items()}
-    for image in images.values():
-        _check_image(root, image, images, families, errors)
+            check_family(family, families, platform.location, errors)
+    names = Names(families, distros, platforms, by_kind["image"])
+    drafts = {n: ImageDraft.declare(root, d, names, errors) for n, d in by_kind["image"].items()}
+    apply_overrides(root, drafts, overrides, names, errors)
+    images = {n: draft.freeze() for n, draft in drafts.items()}
     ordered = _topological(images, errors)
     profiles = {
         n: Profile(n, d.args["images"], d.args["description"], d.location)
@@ -185,6 +244,7 @@ def build_catalog(root: Path, declarations: Iterable[Declaration]) -> Catalog:
     settings = _settings(settings_decl, distros, platforms, errors)
     if errors:
         raise errors[0] if len(errors) == 1 else KbuildErrors(errors)
+    shown = dict.fromkeys(d.overlay for d in declarations if d.overlay is not None)
     return Catalog(
         root=root,
         families=MappingProxyType(families),
@@ -193,6 +253,7 @@ def build_catalog(root: Path, declarations: Iterable[Declaration]) -> Catalog:
         images=MappingProxyType({name: images[name] for name in ordered}),
         profiles=MappingProxyType(profiles),
         settings=settings,
+        overlays=tuple(shown),
     )
 
 
@@ -214,7 +275,7 @@ def _family(decl: Declaration) -> Family:
 
 def _distro(decl: Declaration, families: Mapping[str, Family], errors: list[KbuildError]) -> Distro:
     a = decl.args
-    _check_family(a["family"], families, decl.location, errors)
+    check_family(a["family"], families, decl.where("family", a["family"]), errors)
     root = a["root"]
     if isinstance(root, Mapping):
         for release in root:
@@ -241,81 +302,217 @@ def _distro(decl: Declaration, families: Mapping[str, Family], errors: list[Kbui
     )
 
 
-def _image(decl: Declaration) -> Image:
-    a = decl.args
-    return Image(
-        name=a["name"],
-        parent=a["parent"],
-        packages=a["packages"],
-        binary=a["binary"],
-        source=a["source"],
-        files=a["files"],
-        blocks=a["blocks"],
-        env=a["env"],
-        labels=a["labels"],
-        user=a["user"],
-        description=a["description"],
-        directory=decl.directory,
-        location=decl.location,
-        via=decl.via,
-    )
+@dataclass(frozen=True)
+class Names:
+    """What a declaration may refer to, for checks with did-you-mean hints."""
+
+    families: Mapping[str, Any]
+    distros: Mapping[str, Any]
+    platforms: Mapping[str, Any]
+    images: Mapping[str, Any]
 
 
-def _check_family(
+@dataclass
+class ImageDraft:
+    """An image while it is being made: declared by image(), then changed by each override() in
+    turn. Every change is recorded as an Origin of the field it changed (see Image.origins)."""
+
+    name: str
+    directory: str
+    location: Location
+    via: tuple[Location, ...] = ()
+    parent: str | None = None
+    packages: dict[str, list[str]] = field(default_factory=dict)
+    binary: dict[str, list[str]] = field(default_factory=dict)
+    source: B.Pip | None = None
+    files: dict[str, tuple[str, ContextFile]] = field(default_factory=dict)  # destination -> (name, file)
+    blocks: dict[str, list[str]] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    user: B.User | None = None
+    description: str = ""
+    disabled: list[str] = field(default_factory=list)
+    origins: dict[str, list[Origin]] = field(default_factory=dict)
+
+    def record(self, key: str, origin: Origin) -> None:
+        self.origins.setdefault(key, []).append(origin)
+
+    @classmethod
+    def declare(cls, root: Path, decl: Declaration, names: Names, errors: list[KbuildError]) -> ImageDraft:
+        a = decl.args
+        draft = cls(a["name"], decl.directory, decl.location, decl.via, description=a["description"])
+
+        def declared(key: str, arg: str, value: Any, literal: str | None = None) -> None:
+            draft.record(key, Origin(decl.where(arg, literal), "declared", value, decl.overlay))
+
+        if a["parent"] is not None and check_parent(
+            draft.name, a["parent"], names, decl.where("parent", a["parent"]), errors
+        ):
+            draft.parent = a["parent"]
+        for arg in ("packages", "binary"):
+            for family, packages in a[arg].items():
+                if check_family(family, names.families, decl.where(arg, family), errors):
+                    getattr(draft, arg)[family] = list(packages)
+                    declared(f"{arg}[{family}]", arg, packages, family)
+        if a["source"] is not None and check_source(root, draft.name, a["source"], names, decl, errors):
+            draft.source = a["source"]
+        for src, destination in a["files"].items():
+            context = context_file(
+                root, draft.name, decl.directory, src, destination, decl.where("files", src)
+            )
+            if isinstance(context, KbuildError):
+                errors.append(context)
+                continue
+            draft.files[destination] = (context_name(src), context)
+            declared(f"files[{destination}]", "files", src, src)
+        for block, lines in a["blocks"].items():
+            if check_block(draft.name, block, decl.where("blocks", block), errors):
+                draft.blocks[block] = list(lines)
+                declared(f"blocks[{block}]", "blocks", lines, block)
+        for arg in ("env", "labels"):
+            for key, value in a[arg].items():
+                getattr(draft, arg)[key] = value
+                declared(f"{arg}[{key}]", arg, value, key)
+        draft.user = a["user"]
+        for arg in ("parent", "source", "user", "description"):
+            if arg in decl.arg_locations and getattr(draft, arg) == a[arg]:
+                declared(arg, arg, a[arg])
+        return draft
+
+    def freeze(self) -> Image:
+        files: dict[str, ContextFile] = {}
+        for name, context in self.files.values():
+            files[_unique(name, files)] = context
+        if self.source is not None and self.source.archive is not None:
+            archive = ContextFile(self.source.archive, self.source.archive_destination or "", "source")
+            files[_unique(f"source__{Path(archive.source).name}", files)] = archive
+        return Image(
+            name=self.name,
+            parent=self.parent,
+            packages=_frozen_lists(self.packages),
+            binary=_frozen_lists(self.binary),
+            source=self.source,
+            files=MappingProxyType(files),
+            blocks=_frozen_lists(self.blocks),
+            env=MappingProxyType(dict(self.env)),
+            labels=MappingProxyType(dict(self.labels)),
+            user=self.user,
+            description=self.description,
+            directory=self.directory,
+            location=self.location,
+            via=self.via,
+            disabled=tuple(self.disabled),
+            origins=MappingProxyType({key: tuple(chain) for key, chain in self.origins.items()}),
+        )
+
+
+def _frozen_lists(lists: Mapping[str, list[str]]) -> Mapping[str, tuple[str, ...]]:
+    return MappingProxyType({key: tuple(items) for key, items in lists.items()})
+
+
+def context_name(source: str, prefix: str = "") -> str:
+    """A context file's name in the build context: its path made flat and readable."""
+    return prefix + source.replace("/", "__")
+
+
+def _unique(name: str, taken: Mapping[str, Any]) -> str:
+    """`name`, or `2-name`, `3-name`... when two files would have the same context name."""
+    candidate, number = name, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{number}-{name}"
+    return candidate
+
+
+# --- checks shared by image() and override(): each reports at the value it is about ---------
+
+
+def check_family(
     name: str, families: Mapping[str, Any], location: Location, errors: list[KbuildError]
-) -> None:
-    if name not in families:
-        errors.append(
-            KbuildError(
-                f"unknown package family '{name}'",
-                location,
-                did_you_mean(name, families) or f"declared families: {', '.join(sorted(families)) or 'none'}",
-            )
+) -> bool:
+    if name in families:
+        return True
+    errors.append(
+        KbuildError(
+            f"unknown package family '{name}'",
+            location,
+            did_you_mean(name, families) or f"declared families: {', '.join(sorted(families)) or 'none'}",
         )
+    )
+    return False
 
 
-def _check_image(
-    root: Path,
-    image: Image,
-    images: Mapping[str, Image],
-    families: Mapping[str, Family],
-    errors: list[KbuildError],
-) -> None:
-    location = image.location
-    if image.parent is not None and image.parent not in images:
+def check_block(image: str, block: str, location: Location, errors: list[KbuildError]) -> bool:
+    if block in BLOCKS:
+        return True
+    errors.append(
+        KbuildError(
+            f"image '{image}' fills unknown block '{block}'",
+            location,
+            did_you_mean(block, BLOCKS) or f"blocks: {', '.join(BLOCKS)}",
+        )
+    )
+    return False
+
+
+def check_parent(
+    image: str, parent: str, names: Names, location: Location, errors: list[KbuildError]
+) -> bool:
+    if parent in names.images:
+        return True
+    errors.append(
+        KbuildError(
+            f"image '{image}' has unknown parent '{parent}'", location, did_you_mean(parent, names.images)
+        )
+    )
+    return False
+
+
+def context_file(
+    root: Path, image: str, directory: str, source: str, destination: str, location: Location
+) -> ContextFile | KbuildError:
+    """The context file `source` (relative to `directory`), or the error that it is not one."""
+    if Path(source).is_absolute() or ".." in Path(source).parts:
+        return KbuildError(f"context file '{source}' must be relative to its recipe", location)
+    path = root / directory / source
+    if not path.is_file():
+        existing = [p.name for p in path.parent.iterdir() if p.is_file()] if path.parent.is_dir() else []
+        return KbuildError(
+            f"image '{image}': context file '{directory}/{source}' does not exist",
+            location,
+            did_you_mean(source, existing),
+        )
+    return ContextFile((Path(directory) / source).as_posix(), destination)
+
+
+def check_source(
+    root: Path, image: str, source: B.Pip, names: Names, decl: Declaration, errors: list[KbuildError]
+) -> bool:
+    """A source install's families exist, and its local archive is there and is what its
+    checksum says, before anything is built."""
+    ok = all(check_family(f, names.families, decl.where("source", f), errors) for f in source.packages)
+    if source.archive is None:
+        return ok
+    try:
+        digest = hashlib.sha256((root / source.archive).read_bytes()).hexdigest()
+    except OSError as error:
         errors.append(
             KbuildError(
-                f"image '{image.name}' has unknown parent '{image.parent}'",
-                location,
-                did_you_mean(image.parent, images),
+                f"image '{image}': cannot read {source.archive}: {error.strerror}",
+                decl.where("source", Path(source.archive).name),
             )
         )
-    per_family = [image.packages, image.binary, image.source.packages if image.source else {}]
-    for mapping in per_family:
-        for family in mapping:
-            _check_family(family, families, location, errors)
-    for block in image.blocks:
-        if block not in BLOCKS:
-            errors.append(
-                KbuildError(
-                    f"image '{image.name}' fills unknown block '{block}'",
-                    location,
-                    did_you_mean(block, BLOCKS) or f"blocks: {', '.join(BLOCKS)}",
-                )
+        return False
+    if digest != source.sha256:
+        errors.append(
+            KbuildError(
+                f"image '{image}': {source.archive} has sha256 {digest}, not {source.sha256}",
+                decl.where("source", source.sha256),
+                "if the new archive is the one you want, put its sha256 in pip(sha256 = ...)",
             )
-    for source in image.files:
-        path = root / image.directory / source
-        if Path(source).is_absolute() or ".." in Path(source).parts:
-            errors.append(KbuildError(f"context file '{source}' must be relative to its recipe", location))
-        elif not path.is_file():
-            existing = [p.name for p in (root / image.directory).iterdir() if p.is_file()]
-            errors.append(
-                KbuildError(
-                    f"image '{image.name}': context file '{image.directory}/{source}' does not exist",
-                    location,
-                    did_you_mean(source, existing),
-                )
-            )
+        )
+        return False
+    return ok
 
 
 def _topological(images: Mapping[str, Image], errors: list[KbuildError]) -> list[str]:
@@ -334,9 +531,9 @@ def _topological(images: Mapping[str, Image], errors: list[KbuildError]) -> list
                 errors.append(
                     KbuildError(
                         f"parent cycle: {' -> '.join([*cycle, name])}",
-                        images[name].location,
+                        _parent_location(images[name]),
                         "an image cannot be its own ancestor",
-                        notes=[(f"'{n}' is declared here", images[n].location) for n in cycle[1:]],
+                        notes=[(f"'{n}' is declared here", _parent_location(images[n])) for n in cycle[1:]],
                     )
                 )
             return
@@ -350,6 +547,12 @@ def _topological(images: Mapping[str, Image], errors: list[KbuildError]) -> list
     for name in sorted(images):
         visit(name, [])
     return order
+
+
+def _parent_location(image: Image) -> Location:
+    """Where an image's parent was last set: by an override, or else by its declaration."""
+    origin = image.origin("parent")
+    return origin.location if origin and origin.action != "declared" else image.location
 
 
 def _check_profile(profile: Profile, images: Mapping[str, Image], errors: list[KbuildError]) -> None:

@@ -1,4 +1,6 @@
-"""The command line: `kbuild list | graph | render | compile`. Exit codes: 0 fine, 2 bad input."""
+"""The command line: `kbuild list | graph | render | explain | compile | bake | doctor`.
+
+Exit codes: 0 fine, 1 a build failed, 2 bad input."""
 
 from __future__ import annotations
 
@@ -8,11 +10,14 @@ import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from kbuild.errors import KbuildError
+
+if TYPE_CHECKING:
+    from kbuild.catalog import Catalog
 
 app = typer.Typer(
     help="kbuild: declarative, reproducible, multi-arch container image builds for OpenStack.",
@@ -41,6 +46,14 @@ RegistryOpt = Annotated[str | None, typer.Option(help="Registry of the tags (def
 NamespaceOpt = Annotated[str | None, typer.Option(help="Namespace of the tags (default from settings).")]
 TagOpt = Annotated[str | None, typer.Option(help="Tag of every image (default from settings).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+OverlayOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--overlay",
+        help="An overlay directory, after those of settings() (repeatable; later wins).",
+        file_okay=False,
+    ),
+]
 
 
 class GraphFormat(StrEnum):
@@ -78,15 +91,17 @@ def list_images(
     distro: DistroOpt = None,
     release: ReleaseOpt = None,
     install_type: TypeOpt = None,
+    platform: PlatformOpt = None,
+    overlay: OverlayOpt = None,
     as_json: JsonOpt = False,
     workspace: Workspace = Path("."),
 ) -> None:
-    """List the selected images (all by default), parents first."""
+    """List the selected images (all by default), parents first, and those an overlay disabled."""
     from kbuild.catalog import load_catalog
     from kbuild.select import make_request, select
 
-    catalog = load_catalog(workspace)
-    request = make_request(catalog, **_options(profile, patterns, distro, release, install_type, None))
+    catalog = load_catalog(workspace, overlay or ())
+    request = make_request(catalog, **_options(profile, patterns, distro, release, install_type, platform))
     selection = select(catalog, request)
     rows = [
         {
@@ -94,14 +109,25 @@ def list_images(
             "parent": catalog.images[name].parent,
             "matched": name in selection.matched,
             "location": str(catalog.images[name].location),
+            "overlays": sorted(
+                {o.overlay for c in catalog.images[name].origins.values() for o in c if o.overlay}
+            ),
+            "platforms": list(selection.platforms.get(name, request.platforms)),
+            "excluded": selection.excluded.get(name),
         }
-        for name in selection.images
+        for name in (*selection.images, *selection.excluded)
     ]
     if as_json:
         print(json.dumps(rows, indent=2))
         return
     for row in rows:
-        mark = "" if row["matched"] else "  (ancestor)"
+        marks = [] if row["matched"] or row["excluded"] else ["ancestor"]
+        marks += [f"overlay {', '.join(row['overlays'])}"] if row["overlays"] else []
+        marks += (
+            [f"only {', '.join(row['platforms'])}"] if row["platforms"] != list(request.platforms) else []
+        )
+        marks += [f"not built: {row['excluded']}"] if row["excluded"] else []
+        mark = f"  ({'; '.join(marks)})" if marks else ""
         print(f"{row['name']:<28} {row['parent'] or '-':<24} {row['location']}{mark}")
 
 
@@ -112,13 +138,14 @@ def graph(
     output_format: Annotated[
         GraphFormat, typer.Option("--format", "-f", help="tree, json or dot.")
     ] = GraphFormat.tree,
+    overlay: OverlayOpt = None,
     workspace: Workspace = Path("."),
 ) -> None:
     """Show the parent graph of the selected images."""
     from kbuild.catalog import load_catalog
     from kbuild.select import make_request, select
 
-    catalog = load_catalog(workspace)
+    catalog = load_catalog(workspace, overlay or ())
     selection = select(catalog, make_request(catalog, **_options(profile, patterns, None, None, None, None)))
     chosen = set(selection.images)
     children = {n: [c for c in kids if c in chosen] for n, kids in catalog.children().items() if n in chosen}
@@ -162,21 +189,17 @@ def render_image(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Directory for Dockerfile and context.")
     ] = None,
+    overlay: OverlayOpt = None,
     workspace: Workspace = Path("."),
 ) -> None:
     """Render one image's Dockerfile (printed, or written with its context to --output)."""
     from kbuild.bakefile import write_atomic, write_if_changed
-    from kbuild.catalog import load_catalog
-    from kbuild.errors import did_you_mean
-    from kbuild.render import render
+    from kbuild.render import build_args, render
     from kbuild.select import Selection, make_request
 
-    catalog = load_catalog(workspace)
-    if image not in catalog.images:
-        raise KbuildError(f"unknown image '{image}'", hint=did_you_mean(image, catalog.images))
+    catalog = _catalog_with(workspace, overlay, image)
     request = make_request(catalog, distro=distro, release=release, install_type=install_type)
-    args = {"SOURCE_DATE_EPOCH": str(catalog.settings.source_date_epoch)}
-    rendered = render(catalog, Selection((image,), (image,), {}), request, args)
+    rendered = render(catalog, Selection((image,), (image,), {}), request, build_args(catalog.settings))
     item = next(t for t in rendered.targets if t.name == image)
     if output is None:
         sys.stdout.write(item.dockerfile)
@@ -185,6 +208,43 @@ def render_image(
     for name, source in item.files.items():
         write_if_changed(output / name, source.read_bytes())
     print(f"wrote {output / 'Dockerfile'} and {len(item.files)} context file(s)")
+
+
+@app.command()
+def explain(
+    image: Annotated[str, typer.Argument(help="The image to explain.")],
+    distro: DistroOpt = None,
+    release: ReleaseOpt = None,
+    install_type: TypeOpt = None,
+    platform: PlatformOpt = None,
+    overlay: OverlayOpt = None,
+    as_json: JsonOpt = False,
+    workspace: Workspace = Path("."),
+) -> None:
+    """Show every field of an image with where it was set (recipe or overlay, and what it
+    replaced), and its Dockerfile annotated by block."""
+    from kbuild.explain import explain as explained
+    from kbuild.explain import text
+    from kbuild.select import make_request
+
+    catalog = _catalog_with(workspace, overlay, image)
+    request = make_request(catalog, **_options(None, None, distro, release, install_type, platform))
+    result = explained(catalog, request, image)
+    if as_json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(text(result))
+
+
+def _catalog_with(workspace: Path, overlays: list[Path] | None, image: str) -> Catalog:
+    """The catalog, which must have `image`."""
+    from kbuild.catalog import load_catalog
+    from kbuild.errors import did_you_mean
+
+    catalog = load_catalog(workspace, overlays or ())
+    if image not in catalog.images:
+        raise KbuildError(f"unknown image '{image}'", hint=did_you_mean(image, catalog.images))
+    return catalog
 
 
 @app.command("compile")
@@ -202,6 +262,7 @@ def compile_bake(
         "build/docker-bake.json"
     ),
     build_dir: BuildDir = Path("build"),
+    overlay: OverlayOpt = None,
     workspace: Workspace = Path("."),
 ) -> None:
     """Compile the selected images into a bake file for `docker buildx bake -f`: every image, as
@@ -211,7 +272,12 @@ def compile_bake(
 
     options = _options(profile, patterns, distro, release, install_type, platform)
     compiled = compile_catalog(
-        load_catalog(workspace), build_dir, registry=registry, namespace=namespace, tag=tag, **options
+        load_catalog(workspace, overlay or ()),
+        build_dir,
+        registry=registry,
+        namespace=namespace,
+        tag=tag,
+        **options,
     )
     write_build(compiled, build_dir, output)
     count = len(compiled.selection.images)
@@ -273,6 +339,7 @@ def bake(
     retries: Annotated[int, typer.Option(help="Retries of a build that failed on the network.")] = 2,
     lock_file: LockFileOpt = None,
     build_dir: BuildDir = Path("build"),
+    overlay: OverlayOpt = None,
     workspace: Workspace = Path("."),
 ) -> None:
     """Build the selected images with `docker buildx bake`; write summary, logs and manifest.
@@ -289,7 +356,7 @@ def bake(
     from kbuild.results import write_results
 
     say = _say(progress)
-    catalog = load_catalog(workspace)
+    catalog = load_catalog(workspace, overlay or ())
     lock = read_lock(lock_file or workspace / "kbuild.lock") if locked else None
     finder = None if no_cache else registry_finder if push else local_finder
     compiled = compile_catalog(
@@ -322,6 +389,8 @@ def bake(
             detail = f"  {entry['error']}" if entry.get("error") else ""
             seconds = f"{entry['seconds']:>7.1f} s" if "seconds" in entry else " " * 9
             say(f"[{colour}]{status:<12}[/] {entry['name']:<24} {seconds}{detail}")
+    for entry in report.get("disabled", ()):
+        say(f"[yellow]{'disabled':<12}[/] {entry['name']:<24} {entry['reason']}")
     say(f"manifest: {build_dir / 'kbuild-manifest.json'} (and .yml); summary: {build_dir / 'summary.json'}")
     if report["failed"] or report["parent_error"]:
         raise typer.Exit(1)

@@ -8,10 +8,12 @@ error. Calls to declaring builtins (image, distro...) become `Declaration`s in c
 from __future__ import annotations
 
 import string
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, TypeVar
 
 from lark import Token, Tree
 
@@ -29,12 +31,18 @@ class Declaration:
 
     `location` is where the user wrote it: the outermost call in the file being evaluated, so
     an image made by a macro points at the macro's call site. `via` lists the calls in between.
+    `arg_locations` has where each argument given to the builtin itself was written, and
+    `literals` where each string literal inside such an argument is (its first occurrence), so
+    an error about one value can point at it. `overlay` names the overlay the call came from.
     """
 
     kind: str
     args: Mapping[str, Any]
     location: Location
     via: tuple[Location, ...] = ()
+    arg_locations: Mapping[str, Location] = field(default_factory=lambda: B.EMPTY)
+    literals: Mapping[str, Mapping[str, Location]] = field(default_factory=lambda: B.EMPTY)
+    overlay: str | None = None
 
     @property
     def name(self) -> str:
@@ -44,6 +52,16 @@ class Declaration:
     def directory(self) -> str:
         """The directory of the file that made the call: context files are relative to it."""
         return str(Path(self.location.path).parent)
+
+    def where(self, arg: str, value: str | None = None) -> Location:
+        """Where to point for an error about `arg` (or the string `value` inside it): the literal
+        itself when it is written in the call, else the argument, else the call. Through a macro,
+        an argument is the macro's parameter, so the user's call site says more."""
+        if value is not None and value in self.literals.get(arg, {}):
+            return self.literals[arg][value]
+        if arg in self.arg_locations and not self.via:
+            return self.arg_locations[arg]
+        return self.location
 
 
 # --- values ----------------------------------------------------------------------------------
@@ -228,21 +246,25 @@ class Evaluator:
             module.globals[alias] = loaded.globals[symbol]
 
     def _resolve_label(self, label: str, module: Module, location: Location) -> str:
-        relative = Path(label[2:]) if label.startswith("//") else Path(module.path).parent / label
-        if relative.is_absolute() or ".." in relative.parts or relative.suffix != ".kb":
+        """`//` is the workspace root (from an overlay too); other paths are relative to the
+        loading file, which may be an overlay's file outside the workspace (an absolute path)."""
+        from_root = label.startswith("//")
+        written = Path(label[2:] if from_root else label)
+        if written.is_absolute() or ".." in written.parts or written.suffix != ".kb":
             raise KbuildError(
                 f"bad load path '{label}'",
                 location,
                 "use '//dir/file.kb' from the workspace root or 'file.kb' next to this file",
             )
-        target = relative.as_posix()
+        base = Path() if from_root else Path(module.path).parent
+        target = (base / written).as_posix()
         if not (self.root / target).is_file():
-            known = (p.relative_to(self.root).as_posix() for p in self.root.rglob("*.kb"))
-            hint = did_you_mean(target, known)
+            known = (p.relative_to(self.root / base).as_posix() for p in (self.root / base).rglob("*.kb"))
+            hint = did_you_mean(written.as_posix(), known)
             raise KbuildError(
                 f"cannot load '{label}': no such file {target}",
                 location,
-                hint and hint.replace("'", "'//", 1),
+                hint.replace("'", "'//", 1) if hint and from_root else hint,
             )
         return target
 
@@ -632,6 +654,9 @@ class Evaluator:
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
         where: dict[str | int, Location] = {}  # argument (index or name) -> where it was written
+        # A declaration keeps where its literal values are, for errors about one of them.
+        declares = isinstance(function, Builtin) and function.schema is not None and function.schema.declares
+        literals: dict[str | int, Mapping[str, Location]] = {}
         for argument in arguments.children if arguments is not None else ():
             value = self._eval(argument.children[-1], module, scope)
             argument_location = self._loc(module, argument)
@@ -639,9 +664,13 @@ class Evaluator:
                 if kwargs:
                     raise KbuildError("positional argument after keyword arguments", argument_location)
                 where[len(args)] = argument_location
+                if declares:
+                    literals[len(args)] = self._literals(argument, module)
                 args.append(value)
             elif argument.data == "arg_kw":
                 where[str(argument.children[0])] = argument_location
+                if declares:
+                    literals[str(argument.children[0])] = self._literals(argument, module)
                 self._add_kwarg(kwargs, str(argument.children[0]), value, module, argument)
             elif argument.data == "arg_star":
                 if not isinstance(value, (list, tuple)):
@@ -660,7 +689,18 @@ class Evaluator:
                 for key, item in value.items():
                     where[key] = argument_location
                     self._add_kwarg(kwargs, key, item, module, argument)
-        return self.call(function, args, kwargs, location, where)
+        return self.call(function, args, kwargs, location, where, literals)
+
+    def _literals(self, node: Tree, module: Module) -> Mapping[str, Location]:
+        """The string literals written in `node`, each at its first place."""
+        tokens = node.scan_values(lambda v: isinstance(v, Token) and v.type == "STRING")
+        found: dict[str, Location] = {}
+        for token in sorted(tokens, key=lambda t: (t.line, t.column)):
+            try:
+                found.setdefault(_string_literal(token), self._loc(module, token))
+            except UnicodeDecodeError:  # in a branch that was not evaluated
+                continue
+        return found
 
     def _add_kwarg(self, kwargs: dict[str, Any], key: str, value: Any, module: Module, node: Tree) -> None:
         if key in kwargs:
@@ -674,12 +714,14 @@ class Evaluator:
         kwargs: dict[str, Any],
         location: Location,
         where: Mapping[str | int, Location] | None = None,
+        literals: Mapping[str | int, Mapping[str, Location]] | None = None,
     ) -> Any:
-        """Call `function`; `where` has the locations of the arguments, for errors about one."""
+        """Call `function`; `where` has the locations of the arguments, for errors about one,
+        and `literals` those of the string literals in each (for declaring builtins)."""
         if isinstance(function, Function):
             return self._call_function(function, args, kwargs, location, where or {})
         if isinstance(function, Builtin) and function.schema is not None:
-            return function.call(location, args, kwargs, where or {})
+            return function.call(location, args, kwargs, where or {}, literals or {})
         if isinstance(function, Builtin):
             try:
                 return function.call(location, *args, **kwargs)
@@ -803,16 +845,34 @@ class Evaluator:
             args: list[Any],
             kwargs: dict[str, Any],
             where: Mapping[str | int, Location],
+            literals: Mapping[str | int, Mapping[str, Location]],
         ) -> Any:
             checked = self._check_args(schema, tuple(args), kwargs, location, where)
             if not schema.declares:
-                return B.make_value(schema, checked)
+                try:
+                    return B.make_value(schema, checked, Path(location.path).parent.as_posix())
+                except B.ArgumentError as error:
+                    at = where.get(error.index) if error.index is not None else None
+                    raise KbuildError(
+                        f"{schema.name}(): argument '{error.argument}': {error}",
+                        at or _by_param(schema, where).get(error.argument, location),
+                        error.hint,
+                    ) from None
             if self.frames:
                 outer = self.frames[0][1]
                 via = (*tuple(loc for _, loc in self.frames[1:]), location)
             else:
                 outer, via = location, ()
-            self.declarations.append(Declaration(schema.name, checked, outer, via))
+            self.declarations.append(
+                Declaration(
+                    schema.name,
+                    checked,
+                    outer,
+                    via,
+                    MappingProxyType(_by_param(schema, where)),
+                    MappingProxyType(_by_param(schema, literals)),
+                )
+            )
             return None
 
         return call
@@ -832,9 +892,7 @@ class Evaluator:
                 where.get(len(schema.positional), location),
                 "pass the others by keyword: name = value",
             )
-        # argument name -> where it was written, for errors about one argument
-        at = {name: where[i] for i, name in enumerate(schema.positional) if i in where}
-        at.update((k, v) for k, v in where.items() if isinstance(k, str))
+        at = _by_param(schema, where)
         given.update(zip(schema.positional, args, strict=False))
         if schema.star is not None:
             given[schema.star] = tuple(args[len(schema.positional) :])
@@ -925,12 +983,27 @@ class Evaluator:
 
 # --- tables ----------------------------------------------------------------------------------
 
+_T = TypeVar("_T")
+
+
+def _by_param(schema: B.Schema, keyed: Mapping[str | int, _T]) -> dict[str, _T]:
+    """What is keyed by argument position or keyword, by parameter name instead."""
+    out = {name: keyed[i] for i, name in enumerate(schema.positional) if i in keyed}
+    if schema.star is not None and len(schema.positional) in keyed:
+        out[schema.star] = keyed[len(schema.positional)]
+    out.update((k, v) for k, v in keyed.items() if isinstance(k, str))
+    return out
+
 
 def _string_literal(token: Token) -> str:
     text = str(token)
     quote = text[:3] if text[:3] in ('"""', "'''") else text[0]
     body = text[len(quote) : -len(quote)]
-    return body.encode("latin-1", "backslashreplace").decode("unicode_escape") if "\\" in body else body
+    if "\\" not in body:
+        return body
+    with warnings.catch_warnings():  # an unknown escape such as `\}` stays as written, like Python's
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return body.encode("latin-1", "backslashreplace").decode("unicode_escape")
 
 
 def _is_int(value: Any) -> bool:

@@ -35,7 +35,7 @@ def content_hashes(
             "dockerfile": item.dockerfile,
             "files": {name: file_digest(path) for name, path in sorted(item.files.items())},
             "parent": parent,
-            "platforms": sorted(rendered.request.platforms) if platforms else [],
+            "platforms": sorted(item.platforms or rendered.request.platforms) if platforms else [],
             "labels": dict(sorted(item.labels.items())),
             "args": dict(sorted(rendered.args.items())),
             "extra": (extra or {}).get(item.name, ""),

@@ -159,14 +159,21 @@ def own_packages(installed: Mapping[str, str], parent: Mapping[str, str]) -> dic
 
 
 def pip_pins(report: Mapping[str, Any]) -> tuple[str, ...]:
-    """`pip install --report` -> requirement lines with the sha256 of what was installed."""
+    """`pip install --report` -> requirement lines with the sha256 of what was installed. A direct
+    reference (a vendor's fork by URL or archive) stays one, so a locked build never asks PyPI."""
     lines = []
     for item in report.get("install", []):
         metadata = item.get("metadata", {})
         name, version = metadata.get("name"), metadata.get("version")
-        hashes = item.get("download_info", {}).get("archive_info", {}).get("hashes", {})
+        download = item.get("download_info", {})
+        hashes = download.get("archive_info", {}).get("hashes", {})
         if not (name and version and "sha256" in hashes):
-            url = item.get("download_info", {}).get("url", name)
-            raise KbuildError(f"pip installed {url} without a sha256 to lock it by")
-        lines.append(f"{name}=={version} --hash=sha256:{hashes['sha256']}")
+            raise KbuildError(
+                f"pip installed {download.get('url', name)} without a sha256 to lock it by",
+                hint="a git source cannot be locked: point pip() at an archive URL with #sha256=...",
+            )
+        requirement = (
+            f"{name} @ {download['url'].split('#')[0]}" if item.get("is_direct") else f"{name}=={version}"
+        )
+        lines.append(f"{requirement} --hash=sha256:{hashes['sha256']}")
     return tuple(sorted(lines))

@@ -36,7 +36,7 @@ from kbuild.lock import (
     stale_entries,
 )
 from kbuild.plan import Finder, Plan, make_plan
-from kbuild.render import Rendered, add_probes, render, root_name
+from kbuild.render import Rendered, add_probes, build_args, render, root_name
 from kbuild.roots import rootfs_key, tarball_digest, tarball_packages
 from kbuild.select import Request, Selection, make_request, select
 
@@ -93,15 +93,15 @@ class _Front:
 def _front(catalog: Catalog, epoch: int | None, options: Mapping[str, Any]) -> _Front:
     request = make_request(catalog, **options)
     selection = select(catalog, request)
-    epoch = catalog.settings.source_date_epoch if epoch is None else epoch
-    args = {**catalog.settings.build_args, "SOURCE_DATE_EPOCH": str(epoch)}
+    args = build_args(catalog.settings, epoch)
+    epoch = int(args["SOURCE_DATE_EPOCH"])
     unpinned = render(catalog, selection, request, args)
     inputs = lock_inputs(catalog, request, unpinned, epoch)
     return _Front(catalog, request, selection, args, root_facts(catalog, request, epoch), unpinned, inputs)
 
 
-def compile_workspace(root: Path, build_dir: Path, **options: Any) -> Compiled:
-    return compile_catalog(load_catalog(root), build_dir, **options)
+def compile_workspace(root: Path, build_dir: Path, overlays: Sequence[Path] = (), **options: Any) -> Compiled:
+    return compile_catalog(load_catalog(root, overlays), build_dir, **options)
 
 
 def _finish(

@@ -10,13 +10,13 @@ import functools
 import re
 import shlex
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import jinja2
 
 from kbuild.builtins import Pip, User
-from kbuild.catalog import BLOCKS, Catalog, Distro, Family, Image
+from kbuild.catalog import BLOCKS, Catalog, ContextFile, Distro, Family, Image, Settings
 from kbuild.lock import ImagePins
 from kbuild.select import Request, Selection
 
@@ -44,6 +44,7 @@ class RenderedImage:
     image: Image | None = None  # None for distro roots
     labels: Mapping[str, str] = field(default_factory=dict)  # OCI and workspace labels
     probe: bool = False  # reports what its parent has installed (for `kbuild lock`)
+    platforms: tuple[str, ...] = ()  # what it is built for (an overlay may disable some); () = all
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,12 @@ class Rendered:
     request: Request
     targets: tuple[RenderedImage, ...]  # parents first; roots before the images on them
     args: Mapping[str, str]  # build arguments of every target (SOURCE_DATE_EPOCH among them)
+
+
+def build_args(settings: Settings, epoch: int | None = None) -> dict[str, str]:
+    """The build arguments of every target: the settings' and SOURCE_DATE_EPOCH (a lock's wins)."""
+    chosen = settings.source_date_epoch if epoch is None else epoch
+    return {**settings.build_args, "SOURCE_DATE_EPOCH": str(chosen)}
 
 
 def root_name(distro: str, release: str) -> str:
@@ -74,7 +81,8 @@ def render(
         targets.append(_render_root(distro, request.release))
     for name in selection.images:
         image_pins = (pins or {}).get(name, NO_PINS)
-        targets.append(_render_image(catalog, catalog.images[name], distro, family, request, image_pins))
+        target = _render_image(catalog, catalog.images[name], distro, family, request, image_pins)
+        targets.append(replace(target, platforms=selection.platforms.get(name, request.platforms)))
     return Rendered(request, tuple(targets), dict(sorted(args.items())))
 
 
@@ -115,12 +123,12 @@ def _render_image(
         repositories=distro.repositories if image.parent is None else (),
         install=_install(family, packages, package_pins, arches),
         add_user=_add_user(family, image.user) if image.user else "",
-        files={_context_name(src): dest for src, dest in image.files.items()},
+        files={name: f.destination for name, f in _context_files(image, request).items()},
         pip_install=_pip_install(source, image.name, pip_pins, arches) if source else "",
         blocks={block: "\n".join(image.blocks.get(block, ())) for block in BLOCKS},
         user=user.name if user else "",
     )
-    files = {_context_name(src): catalog.root / image.directory / src for src in image.files}
+    files = {name: catalog.root / f.source for name, f in _context_files(image, request).items()}
     labels = {
         **catalog.settings.labels,
         "org.opencontainers.image.title": image.name,
@@ -284,9 +292,9 @@ def _fill(template: str, **values: object) -> str:
     return pattern.sub(lambda m: str(values[m.group(1)]), template)
 
 
-def _context_name(source: str) -> str:
-    """Context files keep their path under the recipe directory, made flat and readable."""
-    return source.replace("/", "__")
+def _context_files(image: Image, request: Request) -> dict[str, ContextFile]:
+    """The image's context files for this install type (a source archive is for `source` only)."""
+    return {name: f for name, f in image.files.items() if f.install_type in (None, request.type)}
 
 
 def _tidy(text: str) -> str:

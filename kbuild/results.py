@@ -41,8 +41,9 @@ def summary(
         if error:
             entry["error"] = error
         result[status].append(entry)
-    selected = set(compiled.selection.images)
+    selected = set(compiled.selection.images) | set(compiled.selection.excluded)
     result["unmatched"] = [{"name": n} for n in compiled.catalog.images if n not in selected]
+    result["disabled"] = [{"name": n, "reason": why} for n, why in compiled.selection.excluded.items()]
     return {
         "variant": compiled.request.variant,
         "platforms": list(compiled.request.platforms),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from kbuild.catalog import Catalog
+from kbuild.catalog import Catalog, Image
 from kbuild.errors import KbuildError, did_you_mean
 
 INSTALL_TYPES = ("binary", "source")
@@ -37,6 +37,10 @@ class Selection:
     images: tuple[str, ...]  # parents first
     matched: tuple[str, ...]  # what the profiles and regexes named, before adding ancestors
     groups: Mapping[str, tuple[str, ...]]  # profile -> selected images it names
+    # named, but not built for this distro or any requested platform (disabled): image -> why
+    excluded: Mapping[str, str] = field(default_factory=dict)
+    # image -> the requested platforms it is built for, where an overlay disabled some
+    platforms: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def make_request(
@@ -103,6 +107,9 @@ def select(catalog: Catalog, request: Request) -> Selection:
     patterns = [p for name in request.profiles for p in catalog.profiles[name].images]
     patterns += request.patterns
     matched = _matching(catalog, patterns, "argument") if patterns else list(catalog.images)
+    platforms, disabled = _platforms(catalog, request)
+    excluded = {name: disabled[name] for name in matched if name in disabled}
+    matched = [name for name in matched if name not in disabled]
     wanted = set(matched)
     for name in matched:
         wanted.update(catalog.ancestors(name))
@@ -113,7 +120,39 @@ def select(catalog: Catalog, request: Request) -> Selection:
         in_selection = tuple(name for name in images if name in members)
         if in_selection:
             groups[profile.name] = in_selection
-    return Selection(images, tuple(matched), groups)
+    reduced = {name: platforms[name] for name in images if platforms[name] != request.platforms}
+    return Selection(images, tuple(matched), groups, excluded, reduced)
+
+
+def _platforms(catalog: Catalog, request: Request) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """Per image, the requested platforms it is built for; and the images not built at all, with
+    why. What is disabled for an image (by an override) is disabled for its descendants too."""
+    platforms: dict[str, tuple[str, ...]] = {}
+    causes: dict[str, tuple[str, str]] = {}  # image not built -> (the image disabled, why)
+    for name, image in catalog.images.items():  # parents first
+        if image.parent in causes:
+            causes[name] = causes[image.parent]
+            continue
+        if request.distro in image.disabled:
+            causes[name] = (name, _why(image, [request.distro]))
+            continue
+        inherited = platforms[image.parent] if image.parent is not None else request.platforms
+        platforms[name] = tuple(p for p in inherited if p not in image.disabled)
+        if not platforms[name]:
+            causes[name] = (name, _why(image, [p for p in inherited if p in image.disabled]))
+    disabled = {
+        name: why if culprit == name else f"its ancestor '{culprit}' is {why}"
+        for name, (culprit, why) in causes.items()
+    }
+    return platforms, disabled
+
+
+def _why(image: Image, entries: Sequence[str]) -> str:
+    places = []
+    for entry in entries:
+        origin = image.origin(f"disable[{entry}]")
+        places.append(f"{entry} by {origin.location if origin else image.location}")
+    return f"disabled for {', '.join(places)}"
 
 
 def _matching(catalog: Catalog, patterns: Sequence[str], what: str | None) -> list[str]:

@@ -23,7 +23,7 @@ class Case:
     where: str | None  # "path:line:column" of the error; None: no place (command-line mistakes)
     message: str  # a fragment of the first "error:" line
     hint: str | None = None  # the whole hint text; None: not checked
-    args: tuple[str, ...] = ("list",)  # the command; `-C workspace` is added
+    args: tuple[str, ...] = ("list",)  # the command; `-C workspace` is added, `{workspace}` filled in
     notes: tuple[str, ...] = ()  # further "path:line:column" the error must show (with excerpt)
 
 
@@ -32,6 +32,8 @@ INDENT = "check the indentation"
 COMMA = "is a ',' missing before it?"
 FROZEN = "values are frozen once the file that made them is evaluated; copy it first: list(x) or dict(x)"
 RECURSION = "recipes must terminate; unroll the recursion"
+OVERLAY = "vendor/overlay.kb"
+WITH_OVERLAY = ("list", "--overlay", "{workspace}/vendor")
 
 CASES = [
     # --- syntax ------------------------------------------------------------------------------
@@ -164,26 +166,26 @@ CASES = [
     ),
     Case(
         "unknown_parent",
-        "recipes/keystone/api.kb:1:1",
+        "recipes/keystone/api.kb:1:39",
         "image 'keystone-api' has unknown parent 'keystone-bse'",
         "did you mean 'keystone-base'?",
     ),
-    Case("unknown_family", f"{BAD}:1:1", "unknown package family 'dep'", "did you mean 'deb'?"),
+    Case("unknown_family", f"{BAD}:3:17", "unknown package family 'dep'", "did you mean 'deb'?"),
     Case(
         "unknown_family_in_distro",
-        "distros/fedora.kb:1:1",
+        "distros/fedora.kb:3:14",
         "unknown package family 'rpm'",
         "declared families: deb",
     ),
     Case(
         "missing_context_file",
-        "recipes/keystone/api.kb:1:1",
+        "recipes/keystone/api.kb:4:14",
         "image 'keystone-api': context file 'recipes/keystone/strat.sh' does not exist",
         "did you mean 'start.sh'?",
     ),
     Case(
         "unknown_block",
-        f"{BAD}:1:1",
+        f"{BAD}:3:15",
         "image 'bad' fills unknown block 'fotter'",
         "did you mean 'footer'?",
         args=("compile",),
@@ -199,6 +201,125 @@ CASES = [
         "BUILD/settings.kb:1:1",
         "settings(): unknown distro 'debain'",
         "did you mean 'debian'?",
+    ),
+    # --- overlays and override(): each error points at the value it is about ---------------
+    Case(
+        "override_unknown_image",
+        f"{OVERLAY}:2:10",
+        "override(): unknown image 'keystne'",
+        "did you mean 'keystone'?",
+        WITH_OVERLAY,
+    ),
+    Case(
+        "override_unknown_block",
+        f"{OVERLAY}:3:15",
+        "image 'keystone' fills unknown block 'fotter'",
+        "did you mean 'footer'?",
+        WITH_OVERLAY,
+    ),
+    Case(
+        "override_unknown_family",
+        f"{OVERLAY}:1:41",
+        "unknown package family 'dbe'",
+        "did you mean 'deb'?",
+        WITH_OVERLAY,
+    ),
+    Case(
+        "override_remove_missing_package",
+        f"{OVERLAY}:3:40",
+        "image 'base' does not install 'curll' (deb)",
+        "did you mean 'curl'?",
+        WITH_OVERLAY,
+    ),
+    Case(
+        "override_remove_inherited_package",
+        f"{OVERLAY}:1:54",
+        "image 'keystone-base' does not install 'less' (deb)",
+        "'less' is installed by its ancestor 'base': override('base', ...) instead",
+        WITH_OVERLAY,
+    ),
+    Case(
+        "override_unknown_parent",
+        f"{OVERLAY}:1:31",
+        "image 'keystone' has unknown parent 'bsae'",
+        "did you mean 'base'?",
+        WITH_OVERLAY,
+    ),
+    Case(
+        "override_disable_unknown",
+        f"{OVERLAY}:1:48",
+        "cannot disable 'debain': it is neither a distro nor a platform",
+        "did you mean 'debian'?",
+        WITH_OVERLAY,
+    ),
+    Case(
+        "override_missing_file",
+        f"{OVERLAY}:3:14",
+        "image 'keystone': context file 'vendor/mtod' does not exist",
+        "did you mean 'motd'?",
+        WITH_OVERLAY,
+    ),
+    Case(
+        "override_unknown_argument",
+        f"{OVERLAY}:1:22",
+        "override() got an unknown argument 'packges_append'",
+        "did you mean 'packages_append'?",
+        WITH_OVERLAY,
+    ),
+    Case(
+        "overlay_missing_directory",
+        "BUILD/settings.kb:1:70",
+        "overlay directory 'vendr' does not exist",
+        "did you mean 'vendor'?",
+    ),
+    Case(
+        "overlay_settings",
+        f"{OVERLAY}:2:1",
+        "settings() in overlay vendor: build settings belong to the workspace",
+        "set them in the workspace's BUILD/, or give them on the command line",
+        WITH_OVERLAY,
+    ),
+    Case(
+        "overlay_load_missing",
+        f"{OVERLAY}:1:6",
+        "cannot load 'helpers.kb': no such file vendor/helpers.kb",
+        "did you mean 'helper.kb'?",
+        WITH_OVERLAY,
+    ),
+    Case(
+        "overlay_inside_the_tree",
+        None,
+        "/recipes/vendor' overlaps the workspace's recipes",
+        "the main tree's .kb files are evaluated once; keep overlays in a directory of their own",
+        ("list", "--overlay", "{workspace}/recipes/vendor"),
+    ),
+    Case(
+        "pip_archive_checksum",
+        f"{OVERLAY}:3:73",
+        "vendor/keystone-27.0.0-py3-none-any.whl has sha256 95eddf27",
+        "if the new archive is the one you want, put its sha256 in pip(sha256 = ...)",
+        WITH_OVERLAY,
+    ),
+    Case(
+        "pip_archive_without_checksum",
+        f"{OVERLAY}:1:35",
+        "pip(): argument 'archive': needs its checksum",
+        "add sha256 = '...' (sha256sum keystone-27.0.0-py3-none-any.whl)",
+        WITH_OVERLAY,
+    ),
+    Case(
+        "pip_url_without_checksum",
+        f"{OVERLAY}:1:46",
+        "'keystone @ https://acme.example/keystone-27.0.0.tar.gz' has no checksum",
+        "append #sha256=<digest of the file> to the URL; pip checks it",
+        WITH_OVERLAY,
+    ),
+    Case(
+        "pip_git_unpinned",
+        f"{OVERLAY}:1:35",
+        "'keystone @ git+https://git.acme.example/keystone.git@stable/2025.1' does not pin a commit",
+        "name @ git+https://host/repo.git@<the full 40-hex commit id>",
+        WITH_OVERLAY,
     ),
     # --- the command line: no file to point at -----------------------------------------------
     Case("cli_unknown_profile", None, "unknown profile 'cor'", "did you mean 'core'?", ("list", "-p", "cor")),
@@ -257,7 +378,7 @@ def corpus_files(name: str) -> dict[str, bytes]:
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_bad_input(case: Case, workspace_factory: MakeWorkspace, tmp_path: Path) -> None:
     workspace = workspace_factory(corpus_files(case.name))
-    args = [*case.args, "-C", workspace]
+    args = [*(a.replace("{workspace}", str(workspace)) for a in case.args), "-C", workspace]
     if case.args[0] == "compile":
         args += ["--output", tmp_path / "bake.json", "--build-dir", tmp_path / "build"]
 
