@@ -29,6 +29,11 @@ def kbuild(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 
 
 def docker_run(image: str, *command: str, platform: str = "linux/amd64") -> str:
+    """Run a command in an image (pulled first, quietly: pushed images are not in the engine)."""
+    pull = subprocess.run(
+        ["docker", "pull", "--quiet", "--platform", platform, image], capture_output=True, text=True
+    )
+    assert pull.returncode == 0, f"{image}: {pull.stderr}"
     result = subprocess.run(
         ["docker", "run", "--rm", "--platform", platform, "--entrypoint", command[0], image, *command[1:]],
         capture_output=True,
