@@ -97,6 +97,8 @@ def parse(text: str, path: str) -> Tree:
 
 def _location(text: str, line: int, column: int, path: str) -> Location:
     lines = source_lines(text)
+    if lines and line > len(lines):  # a token at the end of a file with no final newline
+        line, column = len(lines), len(lines[-1]) + 1
     return Location(path, line, max(column, 1), lines[line - 1] if 0 < line <= len(lines) else "")
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from conftest import MINIMAL_WORKSPACE, make_workspace
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from kbuild import builtins as B
@@ -557,6 +557,8 @@ def mutated_recipes(draw: st.DrawFn) -> str:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=mutated_recipes())
+# Found by this test in CI: an indented block cut off at the end of a file with no final newline.
+@example(text="def f(x):\n    for a in x:\n        g(**a")
 def test_broken_recipes_raise_located_errors(text: str, tmp_path: Path) -> None:
     """Anything but a KbuildError is a crash; a KbuildError in the file points at a real place."""
     root = make_workspace(tmp_path)
