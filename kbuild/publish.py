@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from kbuild import registry
 from kbuild.bakefile import oci_archive, target_name
@@ -116,7 +117,7 @@ def archive_index(archive: Path) -> dict:
     return {"digest": digest, "platforms": platforms}
 
 
-def _member(tar: tarfile.TarFile, name: str):
+def _member(tar: tarfile.TarFile, name: str) -> IO[bytes]:
     handle = tar.extractfile(name)
     if handle is None:
         raise KbuildError(f"{tar.name} has no {name}: not an OCI archive")
