@@ -428,6 +428,7 @@ def lock(
 
     It builds the images (from cache where it can) and reads back what they installed. Entries of
     other variants and images are kept; --update moves only the entries named (and stale ones)."""
+    from kbuild.bakefile import write_if_changed
     from kbuild.build import BuildOptions, build
     from kbuild.catalog import load_catalog
     from kbuild.lock import dump_lock, read_lock
@@ -468,8 +469,6 @@ def lock(
         raise typer.Exit(1)
     entries = read_lock_entries(compiled, build_dir, moving)
     new = merge_lock(old, compiled.request.variant, epoch, recipes_digest(workspace), entries)
-    from kbuild.bakefile import write_if_changed
-
     write_if_changed(path, dump_lock(new))
     say(f"wrote {path}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} moved")
 

@@ -9,6 +9,7 @@ rebuilt: its children name it by digest (`docker-image://...`) and it is only re
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -83,12 +84,13 @@ def registry_finder(request: Request) -> Finder:
     def find(image: str, content_hash: str) -> Found | None:
         tag = hash_tag(content_hash)
         target = repository(request, image).partition("/")[2]
-        candidates = [target] + [
+        # Lazily: the registry's catalog is only read when the target repository lacks the image.
+        others = (
             repo
             for repo in registry.repositories(request.registry)
             if repo != target and repo.rsplit("/", 1)[-1] == image
-        ]
-        for repo in candidates:
+        )
+        for repo in itertools.chain([target], others):
             try:
                 digest = registry.manifest_digest(request.registry, repo, tag)
             except (URLError, OSError) as error:
