@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kbuild.pipeline import compile_workspace, write_build  # noqa: E402
+from kbuild.compile.pipeline import compile_workspace, write_build  # noqa: E402
 
 PROJECT = """\
 load("//recipes/openstack/service.kb", "openstack_service")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from kbuild.registry import INDEX_TYPES, MANIFEST_TYPES
+from kbuild.engine.registry import INDEX_TYPES, MANIFEST_TYPES
 
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY = "127.0.0.1:5000"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kbuild.registry import manifest_digest
+from kbuild.engine.registry import manifest_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY = "127.0.0.1:5000"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from kbuild.bakefile import TARGET_ATTRIBUTES, escape
-from kbuild.catalog import load_catalog
-from kbuild.pipeline import compile_workspace, write_build
+from kbuild.compile.bake import TARGET_ATTRIBUTES, escape
+from kbuild.model.catalog import load_catalog
+from kbuild.compile.pipeline import compile_workspace, write_build
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = [

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from kbuild.reference import builtin_reference
+from kbuild.model.reference import builtin_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_readme_reference_is_current():
     readme = (ROOT / "README.md").read_text()
     assert builtin_reference().rstrip("\n") in readme, (
-        "run: python -m kbuild.reference, and paste into README.md"
+        "run: python -m kbuild.model.reference, and paste into README.md"
     )
 
 

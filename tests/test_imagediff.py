@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from kbuild.imagediff import (
+from kbuild.engine.imagediff import (
     FileDiff,
     ImageDiffError,
     OciArchive,
@@ -401,7 +401,7 @@ def test_zstd_layer_is_reported_not_raised():
     try:
         import compression.zstd  # noqa: F401  # Python >= 3.14 only
     except ImportError:
-        from kbuild.imagediff import _Unreadable
+        from kbuild.engine.imagediff import _Unreadable
 
         with pytest.raises(_Unreadable, match="cannot open zstd layer"):
             read_members(io.BytesIO(b"\x28\xb5\x2f\xfd" + b"\0" * 64))

@@ -6,7 +6,7 @@ import pytest
 from conftest import MakeWorkspace, run_kbuild
 
 from kbuild.errors import KbuildError
-from kbuild.lock import (
+from kbuild.compile.lock import (
     ImagePins,
     Lock,
     LockEntry,
@@ -17,7 +17,7 @@ from kbuild.lock import (
     read_lock,
     stale_entries,
 )
-from kbuild.pipeline import compile_workspace
+from kbuild.compile.pipeline import compile_workspace
 
 TWO_PLATFORMS = {
     "platforms/linux.kb": 'platform(name = "linux/amd64", arch = {"deb": "amd64"})\n'

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from conftest import MakeWorkspace, run_kbuild
 
-from kbuild.build import TargetOutcome
-from kbuild.catalog import Catalog, load_catalog
-from kbuild.explain import explain, text
-from kbuild.pipeline import compile_workspace
-from kbuild.results import summary
-from kbuild.select import make_request
+from kbuild.engine.buildx import TargetOutcome
+from kbuild.model.catalog import Catalog, load_catalog
+from kbuild.compile.explain import explain, text
+from kbuild.compile.pipeline import compile_workspace
+from kbuild.engine.results import summary
+from kbuild.compile.select import make_request
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "vendor-overlay"

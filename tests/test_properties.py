@@ -22,11 +22,11 @@ from conftest import MINIMAL_WORKSPACE, make_workspace
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from kbuild import builtins as B
-from kbuild.catalog import evaluate_workspace, load_catalog
+from kbuild.model import schemas as B
+from kbuild.model.catalog import evaluate_workspace, load_catalog
 from kbuild.errors import KbuildError
-from kbuild.evaluate import Declaration, Evaluator
-from kbuild.parse import parse
+from kbuild.lang.interpreter import Declaration, Evaluator
+from kbuild.lang.parse import parse
 
 REPO = Path(__file__).resolve().parent.parent
 MINIMAL_DECLARATIONS = 8  # family, distro, platform, settings, profile and three images
@@ -465,7 +465,7 @@ def test_the_real_workspace_evaluates_the_same_in_other_processes() -> None:
     """Hash randomisation must not leak into the declarations: two processes, two hash seeds."""
     script = (
         "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]);"
-        "from test_properties import canonical_output; from kbuild.catalog import evaluate_workspace;"
+        "from test_properties import canonical_output; from kbuild.model.catalog import evaluate_workspace;"
         "print(canonical_output(evaluate_workspace(Path(sys.argv[2]))))"
     )
     outputs = [

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import jinja2
 
-from kbuild.builtins import Pip, User
-from kbuild.catalog import BLOCKS, Catalog, ContextFile, Distro, Family, Image, Settings
-from kbuild.lock import ImagePins
-from kbuild.select import Request, Selection
+from kbuild.model.schemas import Pip, User
+from kbuild.model.catalog import BLOCKS, Catalog, ContextFile, Distro, Family, Image, Settings
+from kbuild.compile.lock import ImagePins
+from kbuild.compile.select import Request, Selection
 
 # Bump when rendering changes what an image contains: it is part of every image's content hash.
 RENDERER_VERSION = "2"
@@ -163,7 +163,7 @@ def add_probes(rendered: Rendered, family: Family) -> Rendered:
 @functools.cache
 def _template() -> jinja2.Template:
     environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("kbuild", "templates"),
+        loader=jinja2.PackageLoader("kbuild.compile", "templates"),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from kbuild import registry
-from kbuild.bakefile import oci_archive, target_name
-from kbuild.build import TargetOutcome
+from kbuild.engine import registry
+from kbuild.compile.bake import oci_archive, target_name
+from kbuild.engine.buildx import TargetOutcome
 from kbuild.errors import KbuildError
-from kbuild.pipeline import Compiled
-from kbuild.plan import Found, hash_tag, image_ref, repository
+from kbuild.compile.pipeline import Compiled
+from kbuild.compile.plan import Found, hash_tag, image_ref, repository
 
 
 @dataclass(frozen=True)

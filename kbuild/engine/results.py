@@ -14,10 +14,10 @@ from typing import Any
 
 import yaml
 
-from kbuild.bakefile import dump_json, target_name, write_atomic
-from kbuild.build import TargetOutcome
-from kbuild.pipeline import Compiled
-from kbuild.publish import Published
+from kbuild.compile.bake import dump_json, target_name, write_atomic
+from kbuild.engine.buildx import TargetOutcome
+from kbuild.compile.pipeline import Compiled
+from kbuild.engine.publish import Published
 
 STATUSES = ("built", "cached", "failed", "parent_error", "unmatched")
 

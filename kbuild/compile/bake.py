@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kbuild.plan import Plan, image_ref, repository
-from kbuild.render import Rendered, RenderedImage
-from kbuild.select import Request, Selection
+from kbuild.compile.plan import Plan, image_ref, repository
+from kbuild.compile.render import Rendered, RenderedImage
+from kbuild.compile.select import Request, Selection
 
 # The label that carries an image's content hash: it can be read from the registry (the config
 # blob) without pulling a layer.

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from kbuild.builtins import Debootstrap
+from kbuild.model.schemas import Debootstrap
 from kbuild.errors import KbuildError
 
 APT_SOURCES = Path("/etc/apt")

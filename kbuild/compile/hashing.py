@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 
-from kbuild.render import RENDERER_VERSION, Rendered
+from kbuild.compile.render import RENDERER_VERSION, Rendered
 
 
 def content_hashes(

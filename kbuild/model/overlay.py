@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kbuild import builtins as B
-from kbuild.catalog import (
+from kbuild.model import schemas as B
+from kbuild.model.catalog import (
     ImageDraft,
     Names,
     Origin,
@@ -28,7 +28,7 @@ from kbuild.catalog import (
     context_name,
 )
 from kbuild.errors import KbuildError, KbuildErrors, Location, did_you_mean
-from kbuild.evaluate import Declaration
+from kbuild.lang.interpreter import Declaration
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kbuild.bakefile import (
+from kbuild.compile.bake import (
     DEFAULT_OPTIONS,
     BakeOptions,
     bake_file,
@@ -21,11 +21,11 @@ from kbuild.bakefile import (
     write_atomic,
     write_contexts,
 )
-from kbuild.builtins import Debootstrap
-from kbuild.catalog import WORKSPACE_DIRS, Catalog, load_catalog
+from kbuild.model.schemas import Debootstrap
+from kbuild.model.catalog import WORKSPACE_DIRS, Catalog, load_catalog
 from kbuild.errors import KbuildError, did_you_mean
-from kbuild.hashing import content_hashes
-from kbuild.lock import (
+from kbuild.compile.hashing import content_hashes
+from kbuild.compile.lock import (
     ImagePins,
     Lock,
     LockEntry,
@@ -35,10 +35,10 @@ from kbuild.lock import (
     pip_pins,
     stale_entries,
 )
-from kbuild.plan import Finder, Plan, make_plan
-from kbuild.render import Rendered, add_probes, build_args, render, root_name
-from kbuild.roots import rootfs_key, tarball_digest, tarball_packages
-from kbuild.select import Request, Selection, make_request, select
+from kbuild.compile.plan import Finder, Plan, make_plan
+from kbuild.compile.render import Rendered, add_probes, build_args, render, root_name
+from kbuild.engine.roots import rootfs_key, tarball_digest, tarball_packages
+from kbuild.compile.select import Request, Selection, make_request, select
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ def write_build(compiled: Compiled, build_dir: Path, bake_path: Path) -> None:
 def prepare_roots(compiled: Compiled, say: Callable[[str], None], lock: Lock | None = None) -> None:
     """Make the debootstrap tarballs the planned root targets need, one per platform (cached).
     With a lock, a tarball must hold the packages the lock recorded."""
-    from kbuild.roots import ensure_rootfs
+    from kbuild.engine.roots import ensure_rootfs
 
     request = compiled.request
     distro = compiled.catalog.distros[request.distro]

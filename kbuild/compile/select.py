@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from kbuild.catalog import Catalog, Image
+from kbuild.model.catalog import Catalog, Image
 from kbuild.errors import KbuildError, did_you_mean
 
 INSTALL_TYPES = ("binary", "source")

@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.error import URLError
 
-from kbuild import registry
+from kbuild.engine import registry
 from kbuild.errors import KbuildError
-from kbuild.render import Rendered
-from kbuild.select import Request
+from kbuild.compile.render import Rendered
+from kbuild.compile.select import Request
 
 
 def hash_tag(content_hash: str) -> str:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kbuild.bakefile import target_name
-from kbuild.pipeline import Compiled
+from kbuild.compile.bake import target_name
+from kbuild.compile.pipeline import Compiled
 
 # Build output that says the network, not the recipe, failed.
 TRANSIENT = re.compile(

@@ -18,9 +18,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from kbuild import builtins as B
+from kbuild.model import schemas as B
 from kbuild.errors import KbuildError, KbuildErrors, Location, did_you_mean
-from kbuild.evaluate import Declaration, Evaluator
+from kbuild.lang.interpreter import Declaration, Evaluator
 
 # The directories of a workspace whose .kb files are evaluated, in this order.
 WORKSPACE_DIRS = ("distros", "platforms", "BUILD", "recipes")
@@ -184,7 +184,7 @@ def evaluate_workspace(root: Path, overlays: Sequence[Path] = ()) -> list[Declar
         evaluator.evaluate_file(path)
     declarations = list(evaluator.declarations)
     settings = next((d for d in declarations if d.kind == "settings"), None)
-    from kbuild import overlay as O  # it builds on this module's model
+    from kbuild.model import overlay as O  # it builds on this module's model
 
     for layer in O.find_overlays(root, WORKSPACE_DIRS, settings, overlays):
         start = len(evaluator.declarations)
@@ -199,7 +199,7 @@ def load_catalog(root: Path, overlays: Sequence[Path] = ()) -> Catalog:
 
 
 def build_catalog(root: Path, declarations: Iterable[Declaration]) -> Catalog:
-    from kbuild.overlay import apply_overrides, settings_in_overlay  # it builds on this module's model
+    from kbuild.model.overlay import apply_overrides, settings_in_overlay  # it builds on this module's model
 
     declarations = list(declarations)
     errors: list[KbuildError] = []

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from kbuild.builtins import REQUIRED, SCHEMAS, Param
+from kbuild.model.schemas import REQUIRED, SCHEMAS, Param
 
 
 def _default(param: Param) -> str:

@@ -17,7 +17,7 @@ import typer
 from kbuild.errors import KbuildError
 
 if TYPE_CHECKING:
-    from kbuild.catalog import Catalog
+    from kbuild.model.catalog import Catalog
 
 app = typer.Typer(
     help="kbuild: declarative, reproducible, multi-arch container image builds for OpenStack.",
@@ -97,8 +97,8 @@ def list_images(
     workspace: Workspace = Path("."),
 ) -> None:
     """List the selected images (all by default), parents first, and those an overlay disabled."""
-    from kbuild.catalog import load_catalog
-    from kbuild.select import make_request, select
+    from kbuild.model.catalog import load_catalog
+    from kbuild.compile.select import make_request, select
 
     catalog = load_catalog(workspace, overlay or ())
     request = make_request(catalog, **_options(profile, patterns, distro, release, install_type, platform))
@@ -142,8 +142,8 @@ def graph(
     workspace: Workspace = Path("."),
 ) -> None:
     """Show the parent graph of the selected images."""
-    from kbuild.catalog import load_catalog
-    from kbuild.select import make_request, select
+    from kbuild.model.catalog import load_catalog
+    from kbuild.compile.select import make_request, select
 
     catalog = load_catalog(workspace, overlay or ())
     selection = select(catalog, make_request(catalog, **_options(profile, patterns, None, None, None, None)))
@@ -193,9 +193,9 @@ def render_image(
     workspace: Workspace = Path("."),
 ) -> None:
     """Render one image's Dockerfile (printed, or written with its context to --output)."""
-    from kbuild.bakefile import write_atomic, write_if_changed
-    from kbuild.render import build_args, render
-    from kbuild.select import Selection, make_request
+    from kbuild.compile.bake import write_atomic, write_if_changed
+    from kbuild.compile.render import build_args, render
+    from kbuild.compile.select import Selection, make_request
 
     catalog = _catalog_with(workspace, overlay, image)
     request = make_request(catalog, distro=distro, release=release, install_type=install_type)
@@ -223,9 +223,9 @@ def explain(
 ) -> None:
     """Show every field of an image with where it was set (recipe or overlay, and what it
     replaced), and its Dockerfile annotated by block."""
-    from kbuild.explain import explain as explained
-    from kbuild.explain import text
-    from kbuild.select import make_request
+    from kbuild.compile.explain import explain as explained
+    from kbuild.compile.explain import text
+    from kbuild.compile.select import make_request
 
     catalog = _catalog_with(workspace, overlay, image)
     request = make_request(catalog, **_options(None, None, distro, release, install_type, platform))
@@ -238,7 +238,7 @@ def explain(
 
 def _catalog_with(workspace: Path, overlays: list[Path] | None, image: str) -> Catalog:
     """The catalog, which must have `image`."""
-    from kbuild.catalog import load_catalog
+    from kbuild.model.catalog import load_catalog
     from kbuild.errors import did_you_mean
 
     catalog = load_catalog(workspace, overlays or ())
@@ -267,8 +267,8 @@ def compile_bake(
 ) -> None:
     """Compile the selected images into a bake file for `docker buildx bake -f`: every image, as
     if nothing were built yet (`bake` leaves out what it finds by content hash)."""
-    from kbuild.catalog import load_catalog
-    from kbuild.pipeline import compile_catalog, write_build
+    from kbuild.model.catalog import load_catalog
+    from kbuild.compile.pipeline import compile_catalog, write_build
 
     options = _options(profile, patterns, distro, release, install_type, platform)
     compiled = compile_catalog(
@@ -346,14 +346,14 @@ def bake(
 
     An image whose content hash is already in the registry (--push) or the engine (--load) is not
     rebuilt, only tagged. Exit code 0 when every selected image was built or found, 1 otherwise."""
-    from kbuild.bakefile import BakeOptions
-    from kbuild.build import BuildOptions, build
-    from kbuild.catalog import load_catalog
-    from kbuild.lock import read_lock
-    from kbuild.pipeline import compile_catalog, prepare_roots, write_build
-    from kbuild.plan import local_finder, registry_finder
-    from kbuild.publish import publish
-    from kbuild.results import write_results
+    from kbuild.compile.bake import BakeOptions
+    from kbuild.engine.buildx import BuildOptions, build
+    from kbuild.model.catalog import load_catalog
+    from kbuild.compile.lock import read_lock
+    from kbuild.compile.pipeline import compile_catalog, prepare_roots, write_build
+    from kbuild.compile.plan import local_finder, registry_finder
+    from kbuild.engine.publish import publish
+    from kbuild.engine.results import write_results
 
     say = _say(progress)
     catalog = load_catalog(workspace, overlay or ())
@@ -428,11 +428,11 @@ def lock(
 
     It builds the images (from cache where it can) and reads back what they installed. Entries of
     other variants and images are kept; --update moves only the entries named (and stale ones)."""
-    from kbuild.bakefile import write_if_changed
-    from kbuild.build import BuildOptions, build
-    from kbuild.catalog import load_catalog
-    from kbuild.lock import dump_lock, read_lock
-    from kbuild.pipeline import (
+    from kbuild.compile.bake import write_if_changed
+    from kbuild.engine.buildx import BuildOptions, build
+    from kbuild.model.catalog import load_catalog
+    from kbuild.compile.lock import dump_lock, read_lock
+    from kbuild.compile.pipeline import (
         compile_lock,
         merge_lock,
         prepare_roots,
@@ -440,7 +440,7 @@ def lock(
         recipes_digest,
         write_build,
     )
-    from kbuild.plan import registry_finder
+    from kbuild.compile.plan import registry_finder
 
     say = _say(progress)
     path = lock_file or workspace / "kbuild.lock"
@@ -493,15 +493,15 @@ def verify(
     registry by content hash). Where digests differ, name the platforms, layers and files.
 
     Exit code 0 when every image is bit-for-bit identical, 1 otherwise."""
-    from kbuild.bakefile import BakeOptions, oci_archive, target_name
-    from kbuild.build import BuildOptions, build
-    from kbuild.catalog import load_catalog
+    from kbuild.compile.bake import BakeOptions, oci_archive, target_name
+    from kbuild.engine.buildx import BuildOptions, build
+    from kbuild.model.catalog import load_catalog
     from kbuild.errors import did_you_mean
-    from kbuild.imagediff import OciArchive, RegistryImage, compare
-    from kbuild.lock import read_lock
-    from kbuild.pipeline import compile_catalog, prepare_roots, write_build
-    from kbuild.plan import Finder, Found, registry_finder
-    from kbuild.select import Request
+    from kbuild.engine.imagediff import OciArchive, RegistryImage, compare
+    from kbuild.compile.lock import read_lock
+    from kbuild.compile.pipeline import compile_catalog, prepare_roots, write_build
+    from kbuild.compile.plan import Finder, Found, registry_finder
+    from kbuild.compile.select import Request
 
     say = _say(progress)
     catalog = load_catalog(workspace)
@@ -576,8 +576,8 @@ def doctor(
     workspace: Workspace = Path("."),
 ) -> None:
     """Check the build host: engine, buildx, image store, binfmt, registry, debootstrap."""
-    from kbuild.catalog import load_catalog
-    from kbuild.doctor import checks
+    from kbuild.model.catalog import load_catalog
+    from kbuild.engine.doctor import checks
 
     catalog = load_catalog(workspace)
     platforms = _platforms(platform) or catalog.settings.platforms
