@@ -22,7 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kbuild.compile.pipeline import compile_workspace, write_build  # noqa: E402
+from kbuild.compile.select import SelectOptions  # noqa: E402
+from kbuild.engine.files import write_build_dir  # noqa: E402
+from kbuild.engine.host import compile_workspace  # noqa: E402
 
 PROJECT = """\
 load("//recipes/openstack/service.kb", "openstack_service")
@@ -77,8 +79,8 @@ def best(runs: int, action: Callable[[], object]) -> tuple[float, list[float]]:
 
 
 def in_process(workspace: Path, build_dir: Path) -> int:
-    compiled = compile_workspace(workspace, build_dir, profiles=("all",))
-    write_build(compiled, build_dir, build_dir / "docker-bake.json")
+    compiled = compile_workspace(workspace, build_dir, SelectOptions(profiles=("all",)))
+    write_build_dir(compiled, build_dir, build_dir / "docker-bake.json")
     return len(compiled.selection.images)
 
 

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from compiling import bake_json, compile_workspace, write_build
 
 from kbuild.compile.bake import TARGET_ATTRIBUTES, escape
 from kbuild.model.catalog import load_catalog
-from kbuild.compile.pipeline import compile_workspace, write_build
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = [
@@ -119,7 +119,7 @@ def test_tags_follow_registry_namespace_and_tag(tmp_path):
     compiled = compile_workspace(
         ROOT, tmp_path, patterns=("^base$",), registry="reg.example:5000", namespace="ns/sub", tag="2026.1"
     )
-    assert compiled.bake["target"]["base"]["tags"] == ["reg.example:5000/ns/sub/base:2026.1"]
+    assert bake_json(compiled)["target"]["base"]["tags"] == ["reg.example:5000/ns/sub/base:2026.1"]
 
 
 def test_the_cli_compiles_and_exits_zero(tmp_path):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from compiling import compile_workspace
 from conftest import MakeWorkspace, run_kbuild
 
-from kbuild.errors import KbuildError
 from kbuild.compile.lock import (
     ImagePins,
     Lock,
@@ -17,7 +17,7 @@ from kbuild.compile.lock import (
     read_lock,
     stale_entries,
 )
-from kbuild.compile.pipeline import compile_workspace
+from kbuild.errors import KbuildError
 
 TWO_PLATFORMS = {
     "platforms/linux.kb": 'platform(name = "linux/amd64", arch = {"deb": "amd64"})\n'

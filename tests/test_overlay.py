@@ -9,14 +9,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
+from compiling import bake_json, compile_workspace
 from conftest import MakeWorkspace, run_kbuild
 
-from kbuild.engine.buildx import TargetOutcome
-from kbuild.model.catalog import Catalog, load_catalog
 from kbuild.compile.explain import explain, text
-from kbuild.compile.pipeline import compile_workspace
-from kbuild.engine.results import summary
 from kbuild.compile.select import make_request
+from kbuild.engine.buildx import TargetOutcome
+from kbuild.engine.results import summary
+from kbuild.model.catalog import Catalog, load_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "vendor-overlay"
@@ -193,7 +193,7 @@ def test_disable_for_a_platform_builds_without_it(workspace: Path, tmp_path: Pat
     overlay = vendor(tmp_path, 'override("keystone-base", disable = ["linux/arm64"])\n')
     both = ("linux/amd64", "linux/arm64")
     compiled = compile_workspace(workspace, tmp_path / "b", [overlay], platforms=both)
-    platforms = {name: target["platforms"] for name, target in compiled.bake["target"].items()}
+    platforms = {name: target["platforms"] for name, target in bake_json(compiled)["target"].items()}
     assert platforms == {
         "debian-bookworm-root": list(both),
         "base": list(both),

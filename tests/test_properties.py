@@ -22,11 +22,11 @@ from conftest import MINIMAL_WORKSPACE, make_workspace
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from kbuild.model import schemas as B
-from kbuild.model.catalog import evaluate_workspace, load_catalog
 from kbuild.errors import KbuildError
 from kbuild.lang.interpreter import Declaration, Evaluator
 from kbuild.lang.parse import parse
+from kbuild.model import schemas as B
+from kbuild.model.catalog import evaluate_workspace, load_catalog
 
 REPO = Path(__file__).resolve().parent.parent
 MINIMAL_DECLARATIONS = 8  # family, distro, platform, settings, profile and three images

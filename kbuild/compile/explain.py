@@ -13,10 +13,10 @@ from dataclasses import fields, replace
 from types import MappingProxyType
 from typing import Any
 
-from kbuild.model import schemas as B
-from kbuild.model.catalog import BLOCKS, Catalog, ContextFile, Image, Origin
 from kbuild.compile.render import build_args, render
 from kbuild.compile.select import Request, Selection, select
+from kbuild.model import schemas as B
+from kbuild.model.catalog import BLOCKS, Catalog, ContextFile, Image, Origin
 
 # The order fields are shown in: an image's own fields, then per-key fields by their field.
 FIELDS = ("parent", "description", "user", "packages", "binary", "source", "files", "blocks")

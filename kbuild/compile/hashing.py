@@ -15,7 +15,9 @@ from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 
+from kbuild.compile.names import PinnedImage, TargetRef
 from kbuild.compile.render import RENDERER_VERSION, Rendered
+from kbuild.model.schemas import Debootstrap
 
 
 def content_hashes(
@@ -26,10 +28,13 @@ def content_hashes(
     hash is the same for any set of platforms (what a lock entry, pinned per platform, records)."""
     hashes: dict[str, str] = {}
     for item in rendered.targets:
-        if item.parent_source and item.parent_source.startswith("target:"):
-            parent = hashes[item.parent_source.removeprefix("target:")]
-        else:
-            parent = item.parent_source or ""
+        match item.parent_ref:
+            case TargetRef(name):
+                parent = hashes[name]
+            case PinnedImage() as pinned:
+                parent = pinned.context
+            case None:
+                parent = ""
         facts = {
             "renderer": RENDERER_VERSION,
             "dockerfile": item.dockerfile,
@@ -55,3 +60,18 @@ def _file_digest(path: Path, _mtime_ns: int, _size: int) -> str:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     executable = "x" if path.stat().st_mode & 0o111 else "-"
     return f"{executable}sha256:{digest}"
+
+
+def rootfs_key(root: Debootstrap, mirror: str, release: str, arch: str, epoch: int) -> str:
+    """What a debootstrap tarball is made from: part of the root's content hash and the key of
+    its cache directory. `mirror` is the root's own or, without one, the host's."""
+    facts = [
+        release,
+        arch,
+        root.variant,
+        ",".join(root.components),
+        ",".join(root.include),
+        mirror,
+        str(epoch),
+    ]
+    return hashlib.sha256("\n".join(facts).encode()).hexdigest()[:16]

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import jinja2
 
-from kbuild.model.schemas import Pip, User
-from kbuild.model.catalog import BLOCKS, Catalog, ContextFile, Distro, Family, Image, Settings
 from kbuild.compile.lock import ImagePins
+from kbuild.compile.names import ParentRef, PinnedImage, TargetRef, probe_name, root_name
 from kbuild.compile.select import Request, Selection
+from kbuild.model.catalog import BLOCKS, Catalog, ContextFile, Distro, Family, Image, Settings
+from kbuild.model.schemas import Pip, User
 
 # Bump when rendering changes what an image contains: it is part of every image's content hash.
 RENDERER_VERSION = "2"
@@ -31,15 +32,15 @@ NO_PINS = ImagePins()
 
 @dataclass(frozen=True)
 class RenderedImage:
-    """One bake target. `parent` is the build context named in FROM: another target
-    (`target:NAME`) or a registry image (`docker-image://REF`). A root made by debootstrap has
+    """One bake target. `parent` is the build context named in FROM and `parent_ref` where it
+    comes from: another target or an image pinned by digest. A root made by debootstrap has
     `rootfs` set to the key of its tarball directory and no files of its own."""
 
     name: str
     dockerfile: str
     files: Mapping[str, Path]  # name in the build context -> source file
     parent: str | None  # named context of FROM, or None for FROM scratch
-    parent_source: str | None  # "target:NAME" or "docker-image://REF"
+    parent_ref: ParentRef | None
     rootfs: str | None = None
     image: Image | None = None  # None for distro roots
     labels: Mapping[str, str] = field(default_factory=dict)  # OCI and workspace labels
@@ -58,10 +59,6 @@ def build_args(settings: Settings, epoch: int | None = None) -> dict[str, str]:
     """The build arguments of every target: the settings' and SOURCE_DATE_EPOCH (a lock's wins)."""
     chosen = settings.source_date_epoch if epoch is None else epoch
     return {**settings.build_args, "SOURCE_DATE_EPOCH": str(chosen)}
-
-
-def root_name(distro: str, release: str) -> str:
-    return f"{distro}-{release}-root"
 
 
 def render(
@@ -99,11 +96,11 @@ def _render_image(
     catalog: Catalog, image: Image, distro: Distro, family: Family, request: Request, pins: ImagePins
 ) -> RenderedImage:
     if image.parent is not None:
-        parent, parent_source = image.parent, f"target:{image.parent}"
+        parent, parent_ref = image.parent, TargetRef(image.parent)
     else:
         root = distro.roots[request.release]
         parent = root_name(distro.name, request.release)
-        parent_source = f"docker-image://{root.ref}" if root.kind == "upstream" else f"target:{parent}"
+        parent_ref = PinnedImage(root.ref) if root.kind == "upstream" else TargetRef(parent)
     packages = _family_packages(image, distro.family, request.type)
     inherited = _inherited_user(catalog, image)
     user = image.user or inherited
@@ -135,11 +132,7 @@ def _render_image(
         "org.opencontainers.image.description": image.description,
         "org.opencontainers.image.vendor": "kbuild",
     }
-    return RenderedImage(image.name, _tidy(text), files, parent, parent_source, image=image, labels=labels)
-
-
-def probe_name(name: str) -> str:
-    return f"probe-{name}"
+    return RenderedImage(image.name, _tidy(text), files, parent, parent_ref, image=image, labels=labels)
 
 
 def add_probes(rendered: Rendered, family: Family) -> Rendered:
@@ -155,7 +148,7 @@ def add_probes(rendered: Rendered, family: Family) -> Rendered:
             "FROM scratch\nCOPY --from=0 /kbuild-probe/ /\n"
         )
         probes.append(
-            RenderedImage(probe_name(item.name), dockerfile, {}, item.name, f"target:{item.name}", probe=True)
+            RenderedImage(probe_name(item.name), dockerfile, {}, item.name, TargetRef(item.name), probe=True)
         )
     return Rendered(rendered.request, rendered.targets + tuple(probes), rendered.args)
 

@@ -6,8 +6,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from kbuild.model.catalog import Catalog, Image
 from kbuild.errors import KbuildError, did_you_mean
+from kbuild.model.catalog import Catalog, Image
 
 INSTALL_TYPES = ("binary", "source")
 
@@ -43,19 +43,27 @@ class Selection:
     platforms: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
-def make_request(
-    catalog: Catalog,
-    profiles: Sequence[str] = (),
-    patterns: Sequence[str] = (),
-    distro: str | None = None,
-    release: str | None = None,
-    install_type: str | None = None,
-    platforms: Sequence[str] = (),
-    registry: str | None = None,
-    namespace: str | None = None,
-    tag: str | None = None,
-) -> Request:
+@dataclass(frozen=True)
+class SelectOptions:
+    """What the command line asks for; None and () leave the choice to the workspace settings."""
+
+    profiles: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+    distro: str | None = None
+    release: str | None = None
+    install_type: str | None = None
+    platforms: tuple[str, ...] = ()
+    registry: str | None = None
+    namespace: str | None = None
+    tag: str | None = None
+
+
+def make_request(catalog: Catalog, options: SelectOptions = SelectOptions()) -> Request:
+    """The options checked against the catalog and completed from its settings."""
     settings = catalog.settings
+    profiles, patterns, distro, release = options.profiles, options.patterns, options.distro, options.release
+    install_type, platforms, registry = options.install_type, options.platforms, options.registry
+    namespace, tag = options.namespace, options.tag
     distro = distro or settings.distro
     if distro not in catalog.distros:
         raise KbuildError(

@@ -1,4 +1,4 @@
-"""Stage 7: a compiled bake file -> images, through `docker buildx bake` (python-on-whales).
+"""Stage "bake": a compiled bake file -> images, through `docker buildx bake` (python-on-whales).
 
 buildx stops a whole bake at the first failing target, so kbuild bakes in rounds: after a failed
 round, the failed targets and their descendants are set aside and the rest is baked again (what
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kbuild.compile.bake import target_name
+from kbuild.compile.names import target_name
 from kbuild.compile.pipeline import Compiled
 
 # Build output that says the network, not the recipe, failed.
@@ -34,7 +34,7 @@ _DONE = re.compile(r"^DONE (\d+(?:\.\d+)?)s$")
 
 @dataclass
 class TargetOutcome:
-    name: str
+    name: str  # the image (or root, or probe) name
     status: str = "pending"  # built | failed | parent_error
     seconds: float = 0.0
     attempts: int = 0
@@ -45,7 +45,7 @@ class TargetOutcome:
 
 
 @dataclass(frozen=True)
-class BuildOptions:
+class RunOptions:
     builder: str | None = None
     progress: str = "plain"
     retries: int = 2
@@ -57,6 +57,7 @@ class _Round:
 
     def __init__(self, outcomes: dict[str, TargetOutcome], say: Callable[[str], None]) -> None:
         self.outcomes = outcomes
+        self.by_target = {target_name(name): name for name in outcomes}  # buildx speaks target names
         self.say = say
         self.vertex_target: dict[str, str] = {}
         self.vertex_step: dict[str, str] = {}
@@ -68,8 +69,8 @@ class _Round:
     def feed(self, line: str) -> None:
         line = line.rstrip("\n")
         match = _VERTEX.match(line)
-        if match and match.group(2) in self.outcomes:
-            self.vertex_target[match.group(1)] = match.group(2)
+        if match and match.group(2) in self.by_target:
+            self.vertex_target[match.group(1)] = self.by_target[match.group(2)]
             self.vertex_step[match.group(1)] = match.group(3)
         step = _STEP.match(line)
         target = self.vertex_target.get(step.group(1)) if step else None
@@ -89,23 +90,22 @@ class _Round:
             self.outcomes[target].failed_step = self.vertex_step.get(step.group(1), "")
 
 
-def build(
+def run_bake(
     compiled: Compiled,
     bake_path: Path,
-    options: BuildOptions,
+    options: RunOptions,
     say: Callable[[str], None],
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, TargetOutcome]:
-    """Bake every target of the compiled bake file; returns an outcome per target name."""
+    """Bake every target of the compiled bake file; returns an outcome per image (or root) name."""
     from python_on_whales import DockerClient
     from python_on_whales.exceptions import DockerException
 
     docker = DockerClient()
-    targets = list(compiled.bake["target"])
-    parents = _parents(compiled.bake)
-    outcomes = {name: TargetOutcome(name) for name in targets}
-    dockerfiles = {target_name(t.name): t.dockerfile for t in compiled.rendered.targets}
-    remaining = list(compiled.bake["group"]["default"]["targets"])
+    parents = {name: target.parent_target for name, target in compiled.bake.targets.items()}
+    outcomes = {name: TargetOutcome(name) for name in compiled.bake.targets}
+    dockerfiles = {t.name: t.dockerfile for t in compiled.rendered.targets}
+    remaining = list(compiled.bake.groups["default"])
     failures_without_target = 0
     while remaining:
         current = _Round(outcomes, say)
@@ -115,7 +115,7 @@ def build(
             error = ""
             try:
                 stream = docker.buildx.bake(
-                    targets=remaining,
+                    targets=[target_name(name) for name in remaining],
                     files=[bake_path],
                     builder=options.builder,
                     progress="plain",
@@ -139,7 +139,7 @@ def build(
         if not error:
             for name in _with_ancestors(remaining, parents):
                 outcomes[name].status = "built"
-                outcomes[name].metadata = metadata.get(name, {})
+                outcomes[name].metadata = metadata.get(target_name(name), {})
             break
         if not current.failed:
             failures_without_target += 1
@@ -211,14 +211,6 @@ def _ancestors(name: str, parents: dict[str, str | None]) -> list[str]:
         chain.append(current)
         current = parents.get(current)
     return chain
-
-
-def _parents(bake: dict[str, Any]) -> dict[str, str | None]:
-    parents: dict[str, str | None] = {}
-    for name, target in bake["target"].items():
-        sources = [s for s in target.get("contexts", {}).values() if s.startswith("target:")]
-        parents[name] = sources[0].removeprefix("target:") if sources else None
-    return parents
 
 
 def _with_ancestors(names: Iterable[str], parents: dict[str, str | None]) -> list[str]:

@@ -28,8 +28,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, cast
 
+from kbuild.engine.registry import (
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    api_url,
+    is_attestation,
+    platform_name,
+    split_ref,
+)
 from kbuild.errors import KbuildError
-from kbuild.engine.registry import INDEX_TYPES, MANIFEST_TYPES, api_url, is_attestation, platform_name, split_ref
 
 MAX_FILES = 50  # reported files per layer: beyond this, only a count (keeps `kbuild verify` readable)
 MAX_CONFIG_PATHS = 50

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from kbuild.compile.names import hash_tag, image_ref, oci_archive, repository
+from kbuild.compile.pipeline import Compiled
+from kbuild.compile.plan import Found
 from kbuild.engine import registry
-from kbuild.compile.bake import oci_archive, target_name
 from kbuild.engine.buildx import TargetOutcome
 from kbuild.errors import KbuildError
-from kbuild.compile.pipeline import Compiled
-from kbuild.compile.plan import Found, hash_tag, image_ref, repository
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def publish(
         found = compiled.plan.found.get(name)
         if found is not None:
             jobs[name] = lambda name=name, found=found: _retag(compiled, name, found, push)
-        elif outcomes[target_name(name)].status == "built":
+        elif outcomes[name].status == "built":
             archive = oci_archive(build_dir, compiled.request, name)
             jobs[name] = lambda name=name, archive=archive: _publish_archive(compiled, name, archive, push)
     with ThreadPoolExecutor(max_workers=4) as pool:

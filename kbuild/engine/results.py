@@ -14,12 +14,15 @@ from typing import Any
 
 import yaml
 
-from kbuild.compile.bake import dump_json, target_name, write_atomic
-from kbuild.engine.buildx import TargetOutcome
 from kbuild.compile.pipeline import Compiled
+from kbuild.engine.buildx import TargetOutcome
+from kbuild.engine.files import dump_json, write_atomic
 from kbuild.engine.publish import Published
 
 STATUSES = ("built", "cached", "failed", "parent_error", "unmatched")
+
+# The version of the image manifest's format: deployments check it before they read on.
+MANIFEST_VERSION = 1
 
 
 def summary(
@@ -31,7 +34,7 @@ def summary(
     """Like kolla-build's --summary-json-file: built / cached / failed / parent_error / unmatched."""
     result: dict[str, list[dict[str, Any]]] = {status: [] for status in STATUSES}
     for name in compiled.selection.images:
-        outcome = outcomes.get(target_name(name), TargetOutcome(name))
+        outcome = outcomes.get(name, TargetOutcome(name))
         status, error = outcome.status, outcome.error
         if name in published:
             status, error = published[name].status, published[name].error or error
@@ -67,6 +70,7 @@ def manifest(compiled: Compiled, published: Mapping[str, Published], pushed: boo
             "parent": compiled.catalog.images[name].parent,
         }
     return {
+        "manifest": MANIFEST_VERSION,
         "variant": compiled.request.variant,
         "distro": compiled.request.distro,
         "release": compiled.request.release,
@@ -89,6 +93,11 @@ def write_results(
     report = summary(compiled, outcomes, published, logs_dir)
     image_manifest = manifest(compiled, published, pushed)
     write_atomic(build_dir / "summary.json", dump_json(report))
-    write_atomic(build_dir / "kbuild-manifest.json", dump_json(image_manifest))
-    write_atomic(build_dir / "kbuild-manifest.yml", yaml.safe_dump(image_manifest, sort_keys=False).encode())
+    # One manifest per variant (what a multi-distro deployment picks from), and the last bake's
+    # next to the summary, where `kbuild deploy` looks by default.
+    as_json = dump_json(image_manifest)
+    as_yaml = yaml.safe_dump(image_manifest, sort_keys=False).encode()
+    for directory in (build_dir / "manifests" / compiled.request.variant, build_dir):
+        write_atomic(directory / "kbuild-manifest.json", as_json)
+        write_atomic(directory / "kbuild-manifest.yml", as_yaml)
     return report, image_manifest

@@ -17,8 +17,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from kbuild.model.schemas import Debootstrap
+from kbuild.compile.hashing import rootfs_key
+from kbuild.compile.lock import Lock
+from kbuild.compile.pipeline import Compiled
+from kbuild.engine.files import roots_dir
 from kbuild.errors import KbuildError
+from kbuild.model.schemas import Debootstrap
 
 APT_SOURCES = Path("/etc/apt")
 
@@ -71,21 +75,6 @@ def _is_main_suite(suite: str) -> bool:
     return re.fullmatch(r"[a-z]+", suite) is not None and suite not in ("sid", "experimental", "nodistro")
 
 
-def rootfs_key(root: Debootstrap, release: str, arch: str, epoch: int) -> str:
-    """What a tarball is made from; part of the root's content hash and the cache stamp."""
-    mirror = root.mirror or host_mirror()
-    facts = [
-        release,
-        arch,
-        root.variant,
-        ",".join(root.components),
-        ",".join(root.include),
-        mirror,
-        str(epoch),
-    ]
-    return hashlib.sha256("\n".join(facts).encode()).hexdigest()[:16]
-
-
 def tarball_digest(tarball: Path) -> str:
     """sha256 of a root tarball, remembered next to it (it only changes when it is remade)."""
     remembered = tarball.with_suffix(".sha256")
@@ -110,8 +99,40 @@ def tarball_packages(tarball: Path) -> dict[str, str]:
     return packages
 
 
+def prepare_roots(compiled: Compiled, say: Callable[[str], None], lock: Lock | None = None) -> None:
+    """Make the debootstrap tarballs the planned root targets need, one per platform (cached).
+    With a lock, a tarball must hold the packages the lock recorded."""
+    request = compiled.request
+    distro = compiled.catalog.distros[request.distro]
+    epoch = int(compiled.rendered.args["SOURCE_DATE_EPOCH"])
+    for target in compiled.rendered.targets:
+        if target.rootfs is None or target.name not in compiled.plan.to_bake:
+            continue
+        root = distro.roots[request.release]
+        assert isinstance(root, Debootstrap) and compiled.mirror is not None
+        entry = lock.entries(request.variant).get(target.name) if lock else None
+        for platform in request.platforms:
+            spec = compiled.catalog.platforms[platform]
+            arch = spec.arch[distro.family]
+            directory = roots_dir() / target.rootfs
+            tarball = ensure_rootfs(root, compiled.mirror, request.release, arch, directory, epoch, say)
+            # The Dockerfile names tarballs by BuildKit's TARGETARCH; families may name arches differently.
+            link = tarball.with_name(f"rootfs-{spec.buildkit_arch}.tar.gz")
+            if link != tarball and not link.exists():
+                link.symlink_to(tarball.name)
+            if entry and entry.digests.get(platform) != tarball_digest(tarball):
+                expected = entry.pins.packages.get(platform, {})
+                if tarball_packages(tarball) != expected:
+                    raise KbuildError(
+                        f"the {target.name} tarball for {platform} ({tarball}) does not hold the packages "
+                        "kbuild.lock recorded (the mirror moved since the lock was made)",
+                        hint=f"move the lock with `kbuild lock --update {target.name}`",
+                    )
+
+
 def ensure_rootfs(
     root: Debootstrap,
+    mirror: str,
     release: str,
     arch: str,
     directory: Path,
@@ -119,10 +140,9 @@ def ensure_rootfs(
     say: Callable[[str], None] = print,
 ) -> Path:
     """Make `directory/rootfs-<arch>.tar.gz` unless a tarball of the same inputs is there."""
-    mirror = root.mirror or host_mirror()
     tarball = directory / f"rootfs-{arch}.tar.gz"
     stamp = directory / f"rootfs-{arch}.key"
-    key = rootfs_key(root, release, arch, epoch)
+    key = rootfs_key(root, mirror, release, arch, epoch)
     if tarball.is_file() and stamp.is_file() and stamp.read_text().strip() == key:
         return tarball
     if shutil.which("debootstrap") is None:

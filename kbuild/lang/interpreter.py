@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 
 from lark import Token, Tree
 
-from kbuild.model import schemas as B
 from kbuild.errors import KbuildError, Location, did_you_mean, source_lines
 from kbuild.lang.parse import parse
+from kbuild.model import schemas as B
 
 MAX_CALL_DEPTH = 64
 MAX_LENGTH = 1_000_000  # the longest string or list that `*` or range() may make

@@ -18,9 +18,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from kbuild.model import schemas as B
 from kbuild.errors import KbuildError, KbuildErrors, Location, did_you_mean
 from kbuild.lang.interpreter import Declaration, Evaluator
+from kbuild.model import schemas as B
 
 # The directories of a workspace whose .kb files are evaluated, in this order.
 WORKSPACE_DIRS = ("distros", "platforms", "BUILD", "recipes")

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kbuild.errors import KbuildError, KbuildErrors, Location, did_you_mean
+from kbuild.lang.interpreter import Declaration
 from kbuild.model import schemas as B
 from kbuild.model.catalog import (
     ImageDraft,
@@ -27,8 +29,6 @@ from kbuild.model.catalog import (
     context_file,
     context_name,
 )
-from kbuild.errors import KbuildError, KbuildErrors, Location, did_you_mean
-from kbuild.lang.interpreter import Declaration
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,158 @@
+"""Commands that compile and build: `compile`, `bake`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kbuild.cli.app import app
+from kbuild.cli.options import (
+    BuildDir,
+    BuilderOpt,
+    DistroOpt,
+    LockFileOpt,
+    NamespaceOpt,
+    OverlayOpt,
+    Patterns,
+    PlatformOpt,
+    Profiles,
+    Progress,
+    ProgressOpt,
+    PushOpt,
+    RegistryOpt,
+    ReleaseOpt,
+    TagOpt,
+    TypeOpt,
+    Workspace,
+    catalog,
+    say,
+    selection,
+)
+
+
+@app.command("compile")
+def compile_bake(
+    ctx: typer.Context,
+    patterns: Patterns = None,
+    profile: Profiles = None,
+    distro: DistroOpt = None,
+    release: ReleaseOpt = None,
+    install_type: TypeOpt = None,
+    platform: PlatformOpt = None,
+    registry: RegistryOpt = None,
+    namespace: NamespaceOpt = None,
+    tag: TagOpt = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The bake file to write.")] = Path(
+        "build/docker-bake.json"
+    ),
+    build_dir: BuildDir = Path("build"),
+    overlay: OverlayOpt = None,
+    workspace: Workspace = Path("."),
+) -> None:
+    """Compile the selected images into a bake file for `docker buildx bake -f`: every image, as
+    if nothing were built yet (`bake` leaves out what it finds by content hash)."""
+    from kbuild.compile.bake import BakeOptions
+    from kbuild.compile.pipeline import compile_catalog
+    from kbuild.engine.files import roots_dir, write_build_dir
+    from kbuild.engine.roots import host_mirror
+
+    options = BakeOptions(roots_dir=roots_dir())
+    compiled = compile_catalog(catalog(ctx), selection(ctx), build_dir, host_mirror, bake_options=options)
+    write_build_dir(compiled, build_dir, output)
+    request = compiled.request
+    print(
+        f"wrote {output}: {len(compiled.selection.images)} image(s) for {request.variant} "
+        f"on {', '.join(request.platforms)}"
+    )
+
+
+def _cache_option(value: str | None) -> str | None:
+    if value is None or value == "registry" or (value.startswith("local:") and len(value) > len("local:")):
+        return value
+    raise typer.BadParameter("use 'registry' or 'local:DIR'")
+
+
+@app.command()
+def bake(
+    ctx: typer.Context,
+    patterns: Patterns = None,
+    profile: Profiles = None,
+    distro: DistroOpt = None,
+    release: ReleaseOpt = None,
+    install_type: TypeOpt = None,
+    platform: PlatformOpt = None,
+    registry: RegistryOpt = None,
+    namespace: NamespaceOpt = None,
+    tag: TagOpt = None,
+    push: PushOpt = False,
+    locked: Annotated[
+        bool, typer.Option("--locked", help="Build exactly what kbuild.lock pins; refuse a stale lock.")
+    ] = False,
+    cache: Annotated[
+        str | None,
+        typer.Option(
+            help="Share BuildKit's layer cache: 'registry' (a cache tag per image) or 'local:DIR'.",
+            callback=_cache_option,
+        ),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Rebuild every selected image from scratch.")
+    ] = False,
+    builder: BuilderOpt = None,
+    progress: ProgressOpt = Progress.auto,
+    retries: Annotated[int, typer.Option(help="Retries of a build that failed on the network.")] = 2,
+    lock_file: LockFileOpt = None,
+    build_dir: BuildDir = Path("build"),
+    overlay: OverlayOpt = None,
+    workspace: Workspace = Path("."),
+) -> None:
+    """Build the selected images with `docker buildx bake`; write summary, logs and manifest.
+
+    An image whose content hash is already in the registry (--push) or the engine (--load) is not
+    rebuilt, only tagged. Exit code 0 when every selected image was built or found, 1 otherwise."""
+    from kbuild.compile.bake import BakeOptions
+    from kbuild.compile.lock import read_lock
+    from kbuild.compile.pipeline import compile_catalog
+    from kbuild.engine.buildx import RunOptions, run_bake
+    from kbuild.engine.files import roots_dir, write_build_dir
+    from kbuild.engine.finders import local_finder, registry_finder
+    from kbuild.engine.publish import publish
+    from kbuild.engine.results import write_results
+    from kbuild.engine.roots import host_mirror, prepare_roots
+
+    tell = say(progress)
+    lock = read_lock(lock_file or workspace / "kbuild.lock") if locked else None
+    compiled = compile_catalog(
+        catalog(ctx),
+        selection(ctx),
+        build_dir,
+        host_mirror,
+        lock=lock,
+        locked=locked,
+        find=None if no_cache else registry_finder if push else local_finder,
+        bake_options=BakeOptions(roots_dir=roots_dir(), cache=cache, no_cache=no_cache),
+    )
+    request = compiled.request
+    tell(
+        f"{len(compiled.selection.images)} image(s) for {request.variant} on {', '.join(request.platforms)}: "
+        f"{len(compiled.bake.groups['default'])} to build, {len(compiled.plan.found)} found by content hash"
+    )
+    bake_path = build_dir / "docker-bake.json"
+    prepare_roots(compiled, tell, lock)
+    write_build_dir(compiled, build_dir, bake_path)
+    outcomes = run_bake(compiled, bake_path, RunOptions(builder, progress.value, retries), tell)
+    published = publish(compiled, outcomes, build_dir, push, tell)
+    report, _ = write_results(compiled, outcomes, published, build_dir, push)
+    colours = {"built": "green", "cached": "cyan", "failed": "red", "parent_error": "red"}
+    for status, colour in colours.items():
+        for entry in report[status]:
+            detail = f"  {entry['error']}" if entry.get("error") else ""
+            seconds = f"{entry['seconds']:>7.1f} s" if "seconds" in entry else " " * 9
+            tell(f"[{colour}]{status:<12}[/] {entry['name']:<24} {seconds}{detail}")
+    for entry in report.get("disabled", ()):
+        tell(f"[yellow]{'disabled':<12}[/] {entry['name']:<24} {entry['reason']}")
+    tell(f"manifest: {build_dir / 'kbuild-manifest.json'} (and .yml); summary: {build_dir / 'summary.json'}")
+    if report["failed"] or report["parent_error"]:
+        raise typer.Exit(1)

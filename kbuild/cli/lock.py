@@ -1,0 +1,205 @@
+"""Commands about pins and reproducibility: `lock`, `verify`."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kbuild.cli.app import app
+from kbuild.cli.options import (
+    BuildDir,
+    BuilderOpt,
+    DistroOpt,
+    LockFileOpt,
+    NamespaceOpt,
+    OverlayOpt,
+    Patterns,
+    PlatformOpt,
+    Profiles,
+    Progress,
+    ProgressOpt,
+    RegistryOpt,
+    ReleaseOpt,
+    TypeOpt,
+    Workspace,
+    catalog,
+    say,
+    selection,
+)
+from kbuild.errors import KbuildError
+
+
+@app.command()
+def lock(
+    ctx: typer.Context,
+    patterns: Patterns = None,
+    profile: Profiles = None,
+    distro: DistroOpt = None,
+    release: ReleaseOpt = None,
+    install_type: TypeOpt = None,
+    platform: PlatformOpt = None,
+    update: Annotated[
+        list[str] | None,
+        typer.Option("--update", "-u", help="Move only these images' (or roots') entries (repeatable)."),
+    ] = None,
+    registry: RegistryOpt = None,
+    namespace: NamespaceOpt = None,
+    builder: BuilderOpt = None,
+    progress: ProgressOpt = Progress.auto,
+    lock_file: LockFileOpt = None,
+    build_dir: BuildDir = Path("build"),
+    overlay: OverlayOpt = None,
+    workspace: Workspace = Path("."),
+) -> None:
+    """Resolve and record in kbuild.lock what every selected image's inputs are: root digests and
+    package sets, each image's package versions and pip pins with hashes, SOURCE_DATE_EPOCH.
+
+    It builds the images (from cache where it can) and reads back what they installed. Entries of
+    other variants and images are kept; --update moves only the entries named (and stale ones)."""
+    from kbuild.compile.bake import BakeOptions
+    from kbuild.compile.lock import dump_lock, read_lock
+    from kbuild.compile.pipeline import compile_lock, merge_lock
+    from kbuild.engine.buildx import RunOptions, run_bake
+    from kbuild.engine.files import roots_dir, write_build_dir, write_if_changed
+    from kbuild.engine.finders import registry_finder
+    from kbuild.engine.probes import read_lock_entries, recipes_digest
+    from kbuild.engine.roots import host_mirror, prepare_roots
+
+    tell = say(progress)
+    path = lock_file or workspace / "kbuild.lock"
+    old = read_lock(path)
+    compiled, epoch, moving = compile_lock(
+        catalog(ctx),
+        selection(ctx),
+        build_dir,
+        host_mirror,
+        old,
+        tuple(update or ()),
+        registry_finder,
+        BakeOptions(roots_dir=roots_dir()),
+    )
+    tell(f"resolving {len(moving)} entr{'y' if len(moving) == 1 else 'ies'} for {compiled.request.variant}")
+    bake_path = build_dir / "docker-bake-lock.json"
+    prepare_roots(compiled, tell)
+    write_build_dir(compiled, build_dir, bake_path)
+    outcomes = run_bake(compiled, bake_path, RunOptions(builder, progress.value), tell)
+    failed = sorted(
+        name for name, outcome in outcomes.items() if outcome.status in ("failed", "parent_error")
+    )
+    if failed:
+        tell(f"[red]cannot lock: {', '.join(failed)} did not build[/] (logs: {build_dir / 'logs'})")
+        raise typer.Exit(1)
+    entries = read_lock_entries(compiled, build_dir, moving)
+    new = merge_lock(old, compiled.request.variant, epoch, recipes_digest(workspace), entries)
+    write_if_changed(path, dump_lock(new))
+    tell(f"wrote {path}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} moved")
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    images: Annotated[list[str] | None, typer.Argument(help="The images to rebuild and compare.")] = None,
+    profile: Profiles = None,
+    distro: DistroOpt = None,
+    release: ReleaseOpt = None,
+    install_type: TypeOpt = None,
+    platform: PlatformOpt = None,
+    registry: RegistryOpt = None,
+    namespace: NamespaceOpt = None,
+    locked: Annotated[bool, typer.Option("--locked", help="Verify the locked build.")] = False,
+    builder: BuilderOpt = None,
+    progress: ProgressOpt = Progress.auto,
+    lock_file: LockFileOpt = None,
+    build_dir: Annotated[Path, typer.Option(help="Where the rebuild goes.")] = Path("build/verify"),
+    overlay: OverlayOpt = None,
+    workspace: Workspace = Path("."),
+) -> None:
+    """Rebuild images (those named and those a --profile names) without any cache and compare
+    them with the published ones (found in the registry by content hash). Where digests differ,
+    name the platforms, layers and files.
+
+    Exit code 0 when every image is bit-for-bit identical, 1 otherwise."""
+    from kbuild.compile.bake import BakeOptions
+    from kbuild.compile.lock import read_lock
+    from kbuild.compile.names import oci_archive
+    from kbuild.compile.pipeline import compile_catalog
+    from kbuild.compile.plan import Finder, Found
+    from kbuild.compile.select import Request, make_request, select
+    from kbuild.engine.buildx import RunOptions, run_bake
+    from kbuild.engine.files import roots_dir, write_build_dir
+    from kbuild.engine.finders import registry_finder
+    from kbuild.engine.imagediff import OciArchive, RegistryImage, compare
+    from kbuild.engine.roots import host_mirror, prepare_roots
+    from kbuild.errors import did_you_mean
+
+    tell = say(progress)
+    loaded = catalog(ctx)
+    named = list(images or ())
+    for image in named:
+        if image not in loaded.images:
+            raise KbuildError(f"unknown image '{image}'", hint=did_you_mean(image, loaded.images))
+    if profile:
+        named += [n for n in select(loaded, make_request(loaded, selection(ctx))).matched if n not in named]
+    if not named:
+        raise KbuildError("nothing to verify", hint="name images, or a profile with --profile")
+    lock = read_lock(lock_file or workspace / "kbuild.lock") if locked else None
+    options = selection(ctx, profile=(), patterns=[f"^{re.escape(i)}$" for i in named])
+    published: dict[str, Found | None] = {}
+
+    def ancestors_only(request: Request) -> Finder:
+        """The images named are rebuilt; their published ancestors are used as they are."""
+        find = registry_finder(request)
+
+        def lookup(image: str, content_hash: str) -> Found | None:
+            found = find(image, content_hash)
+            if image in named:
+                published[image] = found
+                return None
+            return found
+
+        return lookup
+
+    compiled = compile_catalog(
+        loaded,
+        options,
+        build_dir,
+        host_mirror,
+        lock=lock,
+        locked=locked,
+        find=ancestors_only,
+        bake_options=BakeOptions(roots_dir=roots_dir(), no_cache=True),
+    )
+    missing = [name for name, found in published.items() if found is None]
+    if missing:
+        raise KbuildError(
+            f"nothing to verify against: {', '.join(missing)} not in {compiled.request.registry} "
+            "with this content hash",
+            hint="publish them first with `kbuild bake --push` (same options)",
+        )
+    bake_path = build_dir / "docker-bake.json"
+    prepare_roots(compiled, tell, lock)
+    write_build_dir(compiled, build_dir, bake_path)
+    tell(f"rebuilding {len(compiled.bake.targets)} target(s) without cache")
+    outcomes = run_bake(compiled, bake_path, RunOptions(builder, progress.value), tell)
+    differing = 0
+    for name, found in published.items():
+        assert found is not None
+        if outcomes[name].status != "built":
+            tell(f"[red]{name}: the rebuild failed[/]: {outcomes[name].error}")
+            differing += 1
+            continue
+        with (
+            RegistryImage(found.ref) as reference,
+            OciArchive(oci_archive(build_dir, compiled.request, name)) as rebuilt,
+        ):
+            report = compare(reference, rebuilt)
+        if report.identical:
+            tell(f"[green]reproducible[/] {name} {found.digest}")
+        else:
+            differing += 1
+            tell(f"[red]differs[/] {name}\n{report.render()}")
+    if differing:
+        raise typer.Exit(1)

@@ -1,0 +1,77 @@
+"""What `kbuild lock`'s probes read back: each image's installed packages and pip pins, and the
+digests of the debootstrap tarballs, as new lock entries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from kbuild.compile.lock import ImagePins, LockEntry, own_packages, parse_installed, pip_pins
+from kbuild.compile.names import TargetRef, probe_dir
+from kbuild.compile.pipeline import Compiled
+from kbuild.engine.files import roots_dir
+from kbuild.engine.roots import tarball_digest
+from kbuild.errors import KbuildError
+from kbuild.model.catalog import WORKSPACE_DIRS
+
+
+def read_lock_entries(compiled: Compiled, build_dir: Path, moving: set[str]) -> dict[str, LockEntry]:
+    """The new entries, from what the probes wrote (`<probe>/<platform>/packages`, `pip.json`)."""
+    request = compiled.request
+    installed: dict[str, dict[str, dict[str, str]]] = {}
+    reports: dict[str, dict[str, tuple[str, ...]]] = {}
+    for target in compiled.rendered.targets:
+        if not target.probe or target.parent is None:
+            continue
+        for platform in request.platforms:
+            # The local exporter writes one directory per platform, unless there is only one.
+            directory = probe_dir(build_dir, request, target.name)
+            if len(request.platforms) > 1:
+                directory /= platform.replace("/", "_")
+            try:
+                text = (directory / "packages").read_text()
+            except FileNotFoundError:
+                raise KbuildError(f"{target.name} wrote no package list for {platform}") from None
+            installed.setdefault(target.parent, {})[platform] = parse_installed(text)
+            report = directory / "pip.json"
+            if report.is_file():
+                reports.setdefault(target.parent, {})[platform] = pip_pins(json.loads(report.read_text()))
+    entries = {}
+    for target in compiled.rendered.targets:
+        if target.name not in moving:
+            continue
+        packages = installed[target.name]
+        digests: dict[str, str] = {}
+        if target.rootfs:  # a debootstrap root: its whole package set, and its tarballs' digests
+            digests = _root_digests(compiled, target.rootfs)
+        else:
+            parent = target.parent_ref.name if isinstance(target.parent_ref, TargetRef) else ""
+            if parent in installed:
+                packages = {p: own_packages(v, installed[parent].get(p, {})) for p, v in packages.items()}
+        entries[target.name] = LockEntry(
+            compiled.inputs[target.name], ImagePins(packages, reports.get(target.name, {})), digests
+        )
+    return entries
+
+
+def _root_digests(compiled: Compiled, rootfs: str) -> dict[str, str]:
+    request = compiled.request
+    family = compiled.catalog.distros[request.distro].family
+    return {
+        p: tarball_digest(
+            roots_dir() / rootfs / f"rootfs-{compiled.catalog.platforms[p].arch[family]}.tar.gz"
+        )
+        for p in request.platforms
+    }
+
+
+def recipes_digest(root: Path) -> str:
+    """A hash of every file the workspace's images are made from."""
+    digest = hashlib.sha256()
+    for directory in WORKSPACE_DIRS:
+        for path in sorted((root / directory).rglob("*")):
+            if path.is_file():
+                digest.update(f"{path.relative_to(root)}\0".encode())
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return "sha256:" + digest.hexdigest()
