@@ -9,47 +9,29 @@ import typer
 
 from kbuild.cli.app import app
 from kbuild.cli.options import (
+    SELECT,
+    TAGS,
+    VARIANT,
     BuildDir,
     BuilderOpt,
-    DistroOpt,
+    Inputs,
     LockFileOpt,
-    NamespaceOpt,
-    OverlayOpt,
-    Patterns,
-    PlatformOpt,
-    Profiles,
     Progress,
     ProgressOpt,
     PushOpt,
-    RegistryOpt,
-    ReleaseOpt,
-    TagOpt,
-    TypeOpt,
-    Workspace,
-    catalog,
     say,
-    selection,
+    shared_options,
 )
 
 
 @app.command("compile")
+@shared_options(*SELECT, *VARIANT, *TAGS)
 def compile_bake(
-    ctx: typer.Context,
-    patterns: Patterns = None,
-    profile: Profiles = None,
-    distro: DistroOpt = None,
-    release: ReleaseOpt = None,
-    install_type: TypeOpt = None,
-    platform: PlatformOpt = None,
-    registry: RegistryOpt = None,
-    namespace: NamespaceOpt = None,
-    tag: TagOpt = None,
+    inputs: Inputs,
     output: Annotated[Path, typer.Option("--output", "-o", help="The bake file to write.")] = Path(
         "build/docker-bake.json"
     ),
     build_dir: BuildDir = Path("build"),
-    overlay: OverlayOpt = None,
-    workspace: Workspace = Path("."),
 ) -> None:
     """Compile the selected images into a bake file for `docker buildx bake -f`: every image, as
     if nothing were built yet (`bake` leaves out what it finds by content hash)."""
@@ -59,7 +41,7 @@ def compile_bake(
     from kbuild.engine.roots import host_mirror
 
     options = BakeOptions(roots_dir=roots_dir())
-    compiled = compile_catalog(catalog(ctx), selection(ctx), build_dir, host_mirror, bake_options=options)
+    compiled = compile_catalog(inputs.catalog(), inputs.select, build_dir, host_mirror, bake_options=options)
     write_build_dir(compiled, build_dir, output)
     request = compiled.request
     print(
@@ -75,17 +57,9 @@ def _cache_option(value: str | None) -> str | None:
 
 
 @app.command()
+@shared_options(*SELECT, *VARIANT, *TAGS)
 def bake(
-    ctx: typer.Context,
-    patterns: Patterns = None,
-    profile: Profiles = None,
-    distro: DistroOpt = None,
-    release: ReleaseOpt = None,
-    install_type: TypeOpt = None,
-    platform: PlatformOpt = None,
-    registry: RegistryOpt = None,
-    namespace: NamespaceOpt = None,
-    tag: TagOpt = None,
+    inputs: Inputs,
     push: PushOpt = False,
     locked: Annotated[
         bool, typer.Option("--locked", help="Build exactly what kbuild.lock pins; refuse a stale lock.")
@@ -105,8 +79,6 @@ def bake(
     retries: Annotated[int, typer.Option(help="Retries of a build that failed on the network.")] = 2,
     lock_file: LockFileOpt = None,
     build_dir: BuildDir = Path("build"),
-    overlay: OverlayOpt = None,
-    workspace: Workspace = Path("."),
 ) -> None:
     """Build the selected images with `docker buildx bake`; write summary, logs and manifest.
 
@@ -123,10 +95,10 @@ def bake(
     from kbuild.engine.roots import host_mirror, prepare_roots
 
     tell = say(progress)
-    lock = read_lock(lock_file or workspace / "kbuild.lock") if locked else None
+    lock = read_lock(lock_file or inputs.workspace / "kbuild.lock") if locked else None
     compiled = compile_catalog(
-        catalog(ctx),
-        selection(ctx),
+        inputs.catalog(),
+        inputs.select,
         build_dir,
         host_mirror,
         lock=lock,

@@ -11,19 +11,7 @@ from typing import Annotated
 import typer
 
 from kbuild.cli.app import app
-from kbuild.cli.options import (
-    DistroOpt,
-    JsonOpt,
-    OverlayOpt,
-    Patterns,
-    PlatformOpt,
-    Profiles,
-    ReleaseOpt,
-    TypeOpt,
-    Workspace,
-    catalog,
-    selection,
-)
+from kbuild.cli.options import SELECT, VARIANT, Inputs, JsonOpt, shared_options
 
 
 class GraphFormat(StrEnum):
@@ -33,23 +21,16 @@ class GraphFormat(StrEnum):
 
 
 @app.command("list")
+@shared_options(*SELECT, *VARIANT)
 def list_images(
-    ctx: typer.Context,
-    patterns: Patterns = None,
-    profile: Profiles = None,
-    distro: DistroOpt = None,
-    release: ReleaseOpt = None,
-    install_type: TypeOpt = None,
-    platform: PlatformOpt = None,
-    overlay: OverlayOpt = None,
+    inputs: Inputs,
     as_json: JsonOpt = False,
-    workspace: Workspace = Path("."),
 ) -> None:
     """List the selected images (all by default), parents first, and those an overlay disabled."""
     from kbuild.compile.select import make_request, select
 
-    images = catalog(ctx)
-    request = make_request(images, selection(ctx))
+    images = inputs.catalog()
+    request = make_request(images, inputs.select)
     selected = select(images, request)
     rows = [
         {
@@ -80,21 +61,18 @@ def list_images(
 
 
 @app.command()
+@shared_options(*SELECT)
 def graph(
-    ctx: typer.Context,
-    patterns: Patterns = None,
-    profile: Profiles = None,
+    inputs: Inputs,
     output_format: Annotated[
         GraphFormat, typer.Option("--format", "-f", help="tree, json or dot.")
     ] = GraphFormat.tree,
-    overlay: OverlayOpt = None,
-    workspace: Workspace = Path("."),
 ) -> None:
     """Show the parent graph of the selected images."""
     from kbuild.compile.select import make_request, select
 
-    images = catalog(ctx)
-    selected = select(images, make_request(images, selection(ctx)))
+    images = inputs.catalog()
+    selected = select(images, make_request(images, inputs.select))
     chosen = set(selected.images)
     children = {n: [c for c in kids if c in chosen] for n, kids in images.children().items() if n in chosen}
     if output_format is GraphFormat.json:
@@ -124,25 +102,21 @@ def graph(
 
 
 @app.command("render")
+@shared_options("distro", "release", "install_type")
 def render_image(
-    ctx: typer.Context,
+    inputs: Inputs,
     image: Annotated[str, typer.Argument(help="The image to render.")],
-    distro: DistroOpt = None,
-    release: ReleaseOpt = None,
-    install_type: TypeOpt = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Directory for Dockerfile and context.")
     ] = None,
-    overlay: OverlayOpt = None,
-    workspace: Workspace = Path("."),
 ) -> None:
     """Render one image's Dockerfile (printed, or written with its context to --output)."""
     from kbuild.compile.render import build_args, render
     from kbuild.compile.select import Selection, make_request
     from kbuild.engine.files import write_atomic, write_if_changed
 
-    images = catalog(ctx, image)
-    request = make_request(images, selection(ctx))
+    images = inputs.catalog(image)
+    request = make_request(images, inputs.select)
     rendered = render(images, Selection((image,), (image,), {}), request, build_args(images.settings))
     item = next(t for t in rendered.targets if t.name == image)
     if output is None:
@@ -155,16 +129,11 @@ def render_image(
 
 
 @app.command()
+@shared_options(*VARIANT)
 def explain(
-    ctx: typer.Context,
+    inputs: Inputs,
     image: Annotated[str, typer.Argument(help="The image to explain.")],
-    distro: DistroOpt = None,
-    release: ReleaseOpt = None,
-    install_type: TypeOpt = None,
-    platform: PlatformOpt = None,
-    overlay: OverlayOpt = None,
     as_json: JsonOpt = False,
-    workspace: Workspace = Path("."),
 ) -> None:
     """Show every field of an image with where it was set (recipe or overlay, and what it
     replaced), and its Dockerfile annotated by block."""
@@ -172,8 +141,8 @@ def explain(
     from kbuild.compile.explain import text
     from kbuild.compile.select import make_request
 
-    images = catalog(ctx, image)
-    result = explained(images, make_request(images, selection(ctx)), image)
+    images = inputs.catalog(image)
+    result = explained(images, make_request(images, inputs.select), image)
     if as_json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -10,49 +11,32 @@ import typer
 
 from kbuild.cli.app import app
 from kbuild.cli.options import (
+    SELECT,
+    VARIANT,
     BuildDir,
     BuilderOpt,
-    DistroOpt,
+    Inputs,
     LockFileOpt,
-    NamespaceOpt,
-    OverlayOpt,
-    Patterns,
-    PlatformOpt,
-    Profiles,
     Progress,
     ProgressOpt,
-    RegistryOpt,
-    ReleaseOpt,
-    TypeOpt,
-    Workspace,
-    catalog,
     say,
-    selection,
+    shared_options,
 )
 from kbuild.errors import KbuildError
 
 
 @app.command()
+@shared_options(*SELECT, *VARIANT, "registry", "namespace")
 def lock(
-    ctx: typer.Context,
-    patterns: Patterns = None,
-    profile: Profiles = None,
-    distro: DistroOpt = None,
-    release: ReleaseOpt = None,
-    install_type: TypeOpt = None,
-    platform: PlatformOpt = None,
+    inputs: Inputs,
     update: Annotated[
         list[str] | None,
         typer.Option("--update", "-u", help="Move only these images' (or roots') entries (repeatable)."),
     ] = None,
-    registry: RegistryOpt = None,
-    namespace: NamespaceOpt = None,
     builder: BuilderOpt = None,
     progress: ProgressOpt = Progress.auto,
     lock_file: LockFileOpt = None,
     build_dir: BuildDir = Path("build"),
-    overlay: OverlayOpt = None,
-    workspace: Workspace = Path("."),
 ) -> None:
     """Resolve and record in kbuild.lock what every selected image's inputs are: root digests and
     package sets, each image's package versions and pip pins with hashes, SOURCE_DATE_EPOCH.
@@ -69,11 +53,11 @@ def lock(
     from kbuild.engine.roots import host_mirror, prepare_roots
 
     tell = say(progress)
-    path = lock_file or workspace / "kbuild.lock"
+    path = lock_file or inputs.workspace / "kbuild.lock"
     old = read_lock(path)
     compiled, epoch, moving = compile_lock(
-        catalog(ctx),
-        selection(ctx),
+        inputs.catalog(),
+        inputs.select,
         build_dir,
         host_mirror,
         old,
@@ -93,29 +77,21 @@ def lock(
         tell(f"[red]cannot lock: {', '.join(failed)} did not build[/] (logs: {build_dir / 'logs'})")
         raise typer.Exit(1)
     entries = read_lock_entries(compiled, build_dir, moving)
-    new = merge_lock(old, compiled.request.variant, epoch, recipes_digest(workspace), entries)
+    new = merge_lock(old, compiled.request.variant, epoch, recipes_digest(inputs.workspace), entries)
     write_if_changed(path, dump_lock(new))
     tell(f"wrote {path}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} moved")
 
 
 @app.command()
+@shared_options("profile", *VARIANT, "registry", "namespace")
 def verify(
-    ctx: typer.Context,
+    inputs: Inputs,
     images: Annotated[list[str] | None, typer.Argument(help="The images to rebuild and compare.")] = None,
-    profile: Profiles = None,
-    distro: DistroOpt = None,
-    release: ReleaseOpt = None,
-    install_type: TypeOpt = None,
-    platform: PlatformOpt = None,
-    registry: RegistryOpt = None,
-    namespace: NamespaceOpt = None,
     locked: Annotated[bool, typer.Option("--locked", help="Verify the locked build.")] = False,
     builder: BuilderOpt = None,
     progress: ProgressOpt = Progress.auto,
     lock_file: LockFileOpt = None,
     build_dir: Annotated[Path, typer.Option(help="Where the rebuild goes.")] = Path("build/verify"),
-    overlay: OverlayOpt = None,
-    workspace: Workspace = Path("."),
 ) -> None:
     """Rebuild images (those named and those a --profile names) without any cache and compare
     them with the published ones (found in the registry by content hash). Where digests differ,
@@ -136,17 +112,17 @@ def verify(
     from kbuild.errors import did_you_mean
 
     tell = say(progress)
-    loaded = catalog(ctx)
+    loaded = inputs.catalog()
     named = list(images or ())
     for image in named:
         if image not in loaded.images:
             raise KbuildError(f"unknown image '{image}'", hint=did_you_mean(image, loaded.images))
-    if profile:
-        named += [n for n in select(loaded, make_request(loaded, selection(ctx))).matched if n not in named]
+    if inputs.select.profiles:
+        named += [n for n in select(loaded, make_request(loaded, inputs.select)).matched if n not in named]
     if not named:
         raise KbuildError("nothing to verify", hint="name images, or a profile with --profile")
-    lock = read_lock(lock_file or workspace / "kbuild.lock") if locked else None
-    options = selection(ctx, profile=(), patterns=[f"^{re.escape(i)}$" for i in named])
+    lock = read_lock(lock_file or inputs.workspace / "kbuild.lock") if locked else None
+    options = replace(inputs.select, profiles=(), patterns=tuple(f"^{re.escape(i)}$" for i in named))
     published: dict[str, Found | None] = {}
 
     def ancestors_only(request: Request) -> Finder:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
 
 import typer
 
@@ -63,36 +66,90 @@ def platforms(values: list[str] | None) -> tuple[str, ...]:
     return tuple(p.strip() for value in values or () for p in value.split(",") if p.strip())
 
 
-def selection(ctx: typer.Context, **overrides: Any) -> SelectOptions:
-    """The selection options of the command being run, from its parameters by their shared names
-    (a command without one of them leaves that choice to the workspace settings)."""
+@dataclass(frozen=True)
+class Inputs:
+    """What a command reads: the workspace, its overlays and the selection options, as one value."""
+
+    workspace: Path
+    overlays: tuple[Path, ...]
+    select: SelectOptions
+
+    def catalog(self, image: str | None = None) -> Catalog:
+        """The workspace's catalog with the overlays; it must have `image` when one is named."""
+        from kbuild.errors import KbuildError, did_you_mean
+        from kbuild.model.catalog import load_catalog
+
+        loaded = load_catalog(self.workspace, self.overlays)
+        if image is not None and image not in loaded.images:
+            raise KbuildError(f"unknown image '{image}'", hint=did_you_mean(image, loaded.images))
+        return loaded
+
+
+# The options commands share, by parameter name: (annotation, default).
+SHARED: dict[str, tuple[Any, Any]] = {
+    "patterns": (Patterns, None),
+    "profile": (Profiles, None),
+    "distro": (DistroOpt, None),
+    "release": (ReleaseOpt, None),
+    "install_type": (TypeOpt, None),
+    "platform": (PlatformOpt, None),
+    "registry": (RegistryOpt, None),
+    "namespace": (NamespaceOpt, None),
+    "tag": (TagOpt, None),
+    "overlay": (OverlayOpt, None),
+    "workspace": (Workspace, Path(".")),
+}
+SELECT = ("patterns", "profile")
+VARIANT = ("distro", "release", "install_type", "platform")
+TAGS = ("registry", "namespace", "tag")
+
+
+def shared_options(*names: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the shared options `names` (plus --overlay and --workspace); it receives
+    them as one `Inputs` value, its parameter `inputs`, and declares only its own options."""
+    names = (*names, "overlay", "workspace")
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        hints = get_type_hints(command, include_extras=True)
+        signature = inspect.signature(command)
+        own = [
+            p.replace(annotation=hints[p.name]) for p in signature.parameters.values() if p.name != "inputs"
+        ]
+        shared = [
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, annotation=SHARED[name][0], default=SHARED[name][1]
+            )
+            for name in names
+        ]
+
+        @functools.wraps(command)
+        def run(**kwargs: Any) -> None:
+            given = {name: kwargs.pop(name) for name in names}
+            command(inputs=_inputs(given), **kwargs)
+
+        # typer reads the options from the signature and the annotations.
+        run.__signature__ = signature.replace(parameters=[*own, *shared])  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in (*own, *shared)} | {"return": None}
+        return run
+
+    return decorate
+
+
+def _inputs(given: dict[str, Any]) -> Inputs:
     from kbuild.compile.select import SelectOptions
 
-    params = {**ctx.params, **overrides}
-    return SelectOptions(
-        profiles=tuple(params.get("profile") or ()),
-        patterns=tuple(params.get("patterns") or ()),
-        distro=params.get("distro"),
-        release=params.get("release"),
-        install_type=params.get("install_type"),
-        platforms=platforms(params.get("platform")),
-        registry=params.get("registry"),
-        namespace=params.get("namespace"),
-        tag=params.get("tag"),
+    select = SelectOptions(
+        profiles=tuple(given.get("profile") or ()),
+        patterns=tuple(given.get("patterns") or ()),
+        distro=given.get("distro"),
+        release=given.get("release"),
+        install_type=given.get("install_type"),
+        platforms=platforms(given.get("platform")),
+        registry=given.get("registry"),
+        namespace=given.get("namespace"),
+        tag=given.get("tag"),
     )
-
-
-def catalog(ctx: typer.Context, image: str | None = None) -> Catalog:
-    """The workspace's catalog with the command's overlays; it must have `image` when one is named."""
-    from kbuild.errors import KbuildError, did_you_mean
-    from kbuild.model.catalog import load_catalog
-
-    # Click's raw parameters: typer converts them to their annotated types only for the function.
-    workspace = Path(ctx.params.get("workspace") or ".")
-    loaded = load_catalog(workspace, [Path(p) for p in ctx.params.get("overlay") or ()])
-    if image is not None and image not in loaded.images:
-        raise KbuildError(f"unknown image '{image}'", hint=did_you_mean(image, loaded.images))
-    return loaded
+    return Inputs(given["workspace"], tuple(given["overlay"] or ()), select)
 
 
 def say(progress: Progress) -> Callable[[str], None]:
