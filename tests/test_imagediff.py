@@ -16,17 +16,8 @@ from typing import Any
 
 import pytest
 
-from kbuild.engine.imagediff import (
-    FileDiff,
-    ImageDiffError,
-    OciArchive,
-    RegistryImage,
-    compare,
-    json_diff,
-    open_source,
-    parse_reference,
-    read_members,
-)
+from kbuild.engine.imagediff import FileDiff, compare, json_diff, read_members
+from kbuild.engine.oci import ImageDiffError, OciArchive, RegistryImage, open_source, parse_reference
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

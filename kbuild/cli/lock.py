@@ -107,7 +107,8 @@ def verify(
     from kbuild.engine.buildx import RunOptions, run_bake
     from kbuild.engine.files import roots_dir, write_build_dir
     from kbuild.engine.finders import registry_finder
-    from kbuild.engine.imagediff import OciArchive, RegistryImage, compare
+    from kbuild.engine.imagediff import compare
+    from kbuild.engine.oci import OciArchive, RegistryImage
     from kbuild.engine.roots import host_mirror, prepare_roots
     from kbuild.errors import did_you_mean
 

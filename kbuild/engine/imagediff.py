@@ -6,9 +6,8 @@ per-platform manifest -> config (JSON paths) and layers (by position) -> tar mem
 hash, mode, owner, mtime, link target, type). Equal digests are never opened, so comparing two
 nearly identical images reads only the layers that actually differ.
 
-Images come from an OCI archive (`docker buildx build --output type=oci,dest=FILE.tar`) or from a
-registry over the HTTP API v2. Layers are streamed (tarfile's `r|` mode, members hashed chunk by
-chunk): they can be hundreds of MB and are never held in memory. No Docker calls here.
+Images come from an OCI archive or a registry (see oci.py). Layers are streamed (tarfile's `r|`
+mode, members hashed chunk by chunk): they can be hundreds of MB and are never held in memory.
 """
 
 from __future__ import annotations
@@ -17,223 +16,24 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import tarfile
-import urllib.error
-import urllib.request
 import zlib
-from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, BinaryIO, Protocol, cast
+from typing import Any, BinaryIO, cast
 
-from kbuild.engine.registry import (
-    INDEX_TYPES,
-    MANIFEST_TYPES,
-    api_url,
-    is_attestation,
-    platform_name,
-    split_ref,
+from kbuild.engine.oci import (
+    ImageSource,
+    load_json,
+    normalize,
 )
-from kbuild.errors import KbuildError
+from kbuild.engine.registry import INDEX_TYPES, is_attestation, platform_name
 
 MAX_FILES = 50  # reported files per layer: beyond this, only a count (keeps `kbuild verify` readable)
 MAX_CONFIG_PATHS = 50
 _CHUNK = 1 << 20
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _GZIP_MAGIC = b"\x1f\x8b"
-
-
-class ImageDiffError(KbuildError):
-    """An image cannot be read at all (missing archive, unreachable registry, malformed JSON)."""
-
-
-class ImageSource(Protocol):
-    """Where an image index comes from. Manifests and configs are small; layers are streamed."""
-
-    name: str
-
-    def index_digest(self) -> str:
-        """Digest of the top-level image index (or manifest, for a single-platform image)."""
-        ...
-
-    def blob(self, digest: str) -> bytes:
-        """A manifest, index or config, verified against its digest."""
-        ...
-
-    def open_layer(self, digest: str) -> AbstractContextManager[BinaryIO]:
-        """A layer blob as it is stored (compressed), readable front to back."""
-        ...
-
-
-# ---------------------------------------------------------------------------------------------
-# Sources
-
-
-def _verified(digest: str, data: bytes, where: str) -> bytes:
-    """Small blobs are checked: a corrupt manifest must not be reported as an image difference."""
-    algorithm, _, expected = digest.partition(":")
-    if algorithm != "sha256":
-        raise ImageDiffError(f"{where}: unsupported digest algorithm in {digest}")
-    if hashlib.sha256(data).hexdigest() != expected:
-        raise ImageDiffError(f"{where}: content of {digest} does not match its digest")
-    return data
-
-
-def _sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-class OciArchive:
-    """An OCI image layout in a tar file, as written by buildx's `type=oci` exporter.
-
-    The outer tar is uncompressed, so blobs are read with random access (`extractfile`).
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.name = str(path)
-        try:
-            self._tar = tarfile.open(self.path)  # noqa: SIM115 - closed by close() / __exit__
-        except (OSError, tarfile.TarError) as error:
-            raise ImageDiffError(f"cannot open OCI archive {self.path}: {error}") from error
-        # Member names sometimes start with "./" (tar -C dir .): index by normalized name.
-        self._members = {_normalize(m.name): m for m in self._tar.getmembers() if m.isfile()}
-        self._index_digest: str | None = None
-
-    def close(self) -> None:
-        self._tar.close()
-
-    def __enter__(self) -> OciArchive:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _read(self, name: str) -> bytes:
-        member = self._members.get(name)
-        if member is None:
-            raise ImageDiffError(f"{self.name}: no {name} in the OCI archive")
-        handle = self._tar.extractfile(member)
-        assert handle is not None  # regular files always have a handle
-        with handle:
-            return handle.read()
-
-    def index_digest(self) -> str:
-        if self._index_digest is None:
-            layout = _load_json(self._read("index.json"), f"{self.name}: index.json")
-            manifests = layout.get("manifests", [])
-            if len(manifests) != 1:
-                # Several roots would make "the image" ambiguous; buildx always writes exactly one.
-                raise ImageDiffError(
-                    f"{self.name}: index.json lists {len(manifests)} manifests, expected exactly one"
-                )
-            self._index_digest = str(manifests[0]["digest"])
-        return self._index_digest
-
-    def _blob_name(self, digest: str) -> str:
-        algorithm, _, hexdigest = digest.partition(":")
-        return f"blobs/{algorithm}/{hexdigest}"
-
-    def blob(self, digest: str) -> bytes:
-        return _verified(digest, self._read(self._blob_name(digest)), self.name)
-
-    @contextmanager
-    def open_layer(self, digest: str) -> Iterator[BinaryIO]:
-        member = self._members.get(self._blob_name(digest))
-        if member is None:
-            raise ImageDiffError(f"{self.name}: layer {digest} is missing from the OCI archive")
-        handle = self._tar.extractfile(member)
-        assert handle is not None
-        with handle:
-            yield cast(BinaryIO, handle)  # an ExFileObject: a seekable BufferedReader
-
-
-class RegistryImage:
-    """An image in a registry, read over the HTTP API v2 with urllib (no auth, no Docker).
-
-    `ref` is `host[:port]/repo@sha256:...` or `host[:port]/repo[:tag]`. Localhost registries are
-    spoken to over plain http, everything else over https.
-    """
-
-    def __init__(self, ref: str, timeout: float = 60.0) -> None:
-        self.name = ref
-        self.registry, self.repository, self.reference = parse_reference(ref)
-        self.timeout = timeout
-        self._manifests: dict[str, bytes] = {}
-        self._index_digest: str | None = None
-
-    def close(self) -> None:
-        """Nothing to release (one connection per request); here so both sources are used alike."""
-
-    def __enter__(self) -> RegistryImage:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _url(self, kind: str, reference: str) -> str:
-        return api_url(self.registry, f"{self.repository}/{kind}/{reference}")
-
-    def _open(self, url: str, accept: str | None = None) -> Any:
-        request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
-        try:
-            return urllib.request.urlopen(request, timeout=self.timeout)
-        except urllib.error.HTTPError as error:
-            raise ImageDiffError(f"{self.name}: GET {url}: HTTP {error.code} {error.reason}") from error
-        except (urllib.error.URLError, OSError) as error:
-            raise ImageDiffError(f"{self.name}: GET {url}: {error}") from error
-
-    def _manifest(self, reference: str) -> bytes:
-        accept = ", ".join(INDEX_TYPES + MANIFEST_TYPES)
-        with self._open(self._url("manifests", reference), accept) as response:
-            return bytes(response.read())
-
-    def index_digest(self) -> str:
-        if self._index_digest is None:
-            data = self._manifest(self.reference)
-            # For a tag, the digest is that of the exact bytes served (what a pull by digest gets).
-            digest = self.reference if self.reference.startswith("sha256:") else _sha256(data)
-            self._manifests[digest] = _verified(digest, data, self.name)
-            self._index_digest = digest
-        return self._index_digest
-
-    def blob(self, digest: str) -> bytes:
-        if digest in self._manifests:
-            return self._manifests[digest]
-        try:
-            with self._open(self._url("blobs", digest)) as response:
-                data = bytes(response.read())
-        except ImageDiffError:
-            # Manifests are not guaranteed to be served from /blobs/: ask the manifests endpoint.
-            data = self._manifest(digest)
-        return _verified(digest, data, self.name)
-
-    @contextmanager
-    def open_layer(self, digest: str) -> Iterator[BinaryIO]:
-        # Read straight from the socket: tarfile's stream mode needs no seeking, and nothing is
-        # written to disk. BufferedReader adds peek(), used to sniff the compression.
-        with self._open(self._url("blobs", digest)) as response:
-            yield io.BufferedReader(response, _CHUNK)
-
-
-def parse_reference(ref: str) -> tuple[str, str, str]:
-    """`host[:port]/repo[:tag][@digest]` -> (registry, repository, tag or digest)."""
-    if "/" not in ref or not ref.partition("/")[2]:
-        raise ImageDiffError(f"{ref}: expected host[:port]/repository[:tag|@sha256:...]")
-    return split_ref(ref)
-
-
-def open_source(spec: str | os.PathLike[str]) -> OciArchive | RegistryImage:
-    """An existing file is an OCI archive; anything else is a registry reference."""
-    if os.path.isfile(spec):
-        return OciArchive(spec)
-    return RegistryImage(os.fspath(spec))
-
-
-# ---------------------------------------------------------------------------------------------
-# Report
 
 
 def _short(digest: str | None) -> str:
@@ -378,8 +178,8 @@ def compare(reference: ImageSource, candidate: ImageSource, *, max_files: int = 
     report = Report(reference.name, candidate.name, ref_index, cand_index, ())
     if ref_index == cand_index:
         return report  # one digest covers everything below it
-    ref_doc = _load_json(reference.blob(ref_index), f"{reference.name}: {ref_index}")
-    cand_doc = _load_json(candidate.blob(cand_index), f"{candidate.name}: {cand_index}")
+    ref_doc = load_json(reference.blob(ref_index), f"{reference.name}: {ref_index}")
+    cand_doc = load_json(candidate.blob(cand_index), f"{candidate.name}: {cand_index}")
     ref_platforms, ref_attest = _platforms(reference, ref_index, ref_doc)
     cand_platforms, cand_attest = _platforms(candidate, cand_index, cand_doc)
     index_paths: tuple[str, ...] = ()
@@ -405,16 +205,6 @@ def compare(reference: ImageSource, candidate: ImageSource, *, max_files: int = 
     )
 
 
-def _load_json(data: bytes, where: str) -> dict[str, Any]:
-    try:
-        document = json.loads(data)
-    except ValueError as error:
-        raise ImageDiffError(f"{where}: not JSON: {error}") from error
-    if not isinstance(document, dict):
-        raise ImageDiffError(f"{where}: expected a JSON object")
-    return document
-
-
 def _is_index(document: Mapping[str, Any]) -> bool:
     return document.get("mediaType") in INDEX_TYPES or "manifests" in document
 
@@ -429,7 +219,7 @@ def _platforms(
     """Platform name -> manifest digest, and the attestation manifest digests set aside."""
     if not _is_index(document):
         # Single-platform image: the platform is only recorded in the config.
-        config = _load_json(source.blob(document["config"]["digest"]), f"{source.name}: config")
+        config = load_json(source.blob(document["config"]["digest"]), f"{source.name}: config")
         return {platform_name(config): digest}, ()
     out: dict[str, str] = {}
     attestations = []
@@ -454,18 +244,18 @@ def _compare_platform(
     cand_digest: str,
     max_files: int,
 ) -> PlatformDiff:
-    ref_manifest = _load_json(reference.blob(ref_digest), f"{reference.name}: {name} manifest")
-    cand_manifest = _load_json(candidate.blob(cand_digest), f"{candidate.name}: {name} manifest")
+    ref_manifest = load_json(reference.blob(ref_digest), f"{reference.name}: {name} manifest")
+    cand_manifest = load_json(candidate.blob(cand_digest), f"{candidate.name}: {name} manifest")
     manifest_paths = json_diff(
         _without(ref_manifest, "config", "layers"), _without(cand_manifest, "config", "layers")
     )
     ref_config_digest = ref_manifest["config"]["digest"]
     cand_config_digest = cand_manifest["config"]["digest"]
-    ref_config = _load_json(reference.blob(ref_config_digest), f"{reference.name}: {name} config")
+    ref_config = load_json(reference.blob(ref_config_digest), f"{reference.name}: {name} config")
     cand_config = (
         ref_config
         if cand_config_digest == ref_config_digest
-        else _load_json(candidate.blob(cand_config_digest), f"{candidate.name}: {name} config")
+        else load_json(candidate.blob(cand_config_digest), f"{candidate.name}: {name} config")
     )
     config_paths = json_diff(ref_config, cand_config, limit=MAX_CONFIG_PATHS)
     ref_layers = ref_manifest.get("layers", [])
@@ -580,12 +370,6 @@ _TYPES = {
 }
 
 
-def _normalize(name: str) -> str:
-    while name.startswith("./"):
-        name = name[2:]
-    return name.lstrip("/").rstrip("/") or "."
-
-
 def _layer_index(source: ImageSource, layer: Mapping[str, Any]) -> dict[str, Member]:
     """Path -> Member for one layer, in archive order; read in one streaming pass."""
     digest = layer["digest"]
@@ -620,7 +404,7 @@ def read_members(raw: BinaryIO | io.RawIOBase) -> dict[str, Member]:
     members: dict[str, Member] = {}
     with tarfile.open(fileobj=stream, mode="r|") as tar:
         for info in tar:
-            path = _normalize(info.name)
+            path = normalize(info.name)
             members.pop(path, None)  # a later entry wins, as on extraction; keep archive order
             members[path] = _member(tar, info)
     return members

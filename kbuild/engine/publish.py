@@ -8,20 +8,18 @@ image the plan found is only re-tagged (or copied from the repository it was fou
 
 from __future__ import annotations
 
-import json
 import subprocess
-import tarfile
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 from kbuild.compile.names import hash_tag, image_ref, oci_archive, repository
 from kbuild.compile.pipeline import Compiled
 from kbuild.compile.plan import Found
 from kbuild.engine import registry
 from kbuild.engine.buildx import TargetOutcome
+from kbuild.engine.oci import OciArchive, RegistryImage, platform_digests
 from kbuild.errors import KbuildError
 
 
@@ -70,8 +68,8 @@ def _safely(name: str, job: Callable[[], Published]) -> Published:
 
 def _publish_archive(compiled: Compiled, name: str, archive: Path, push: bool) -> Published:
     request = compiled.request
-    index = archive_index(archive)
-    digest = index["digest"]
+    with OciArchive(archive) as image:
+        digest, platforms = image.index_digest(), platform_digests(image)
     hashed = f"{repository(request, name)}:{hash_tag(compiled.plan.hashes[name])}"
     if push:
         _skopeo("oci-archive:" + str(archive), "docker://" + hashed)
@@ -82,7 +80,7 @@ def _publish_archive(compiled: Compiled, name: str, archive: Path, push: bool) -
         for ref in (hashed, image_ref(request, name)):
             _run("docker", "tag", digest, ref)  # the image store's ID is the index digest
     archive.unlink()
-    return Published(name, "built", image_ref(request, name), digest, index["platforms"])
+    return Published(name, "built", image_ref(request, name), digest, platforms)
 
 
 def _retag(compiled: Compiled, name: str, found: Found, push: bool) -> Published:
@@ -99,29 +97,9 @@ def _retag(compiled: Compiled, name: str, found: Found, push: bool) -> Published
         _skopeo("docker://" + found.ref, "docker://" + hashed)
     if registry.manifest_digest(reg, repo, request.tag) != found.digest:
         registry.put_tag(reg, repo, found.digest, request.tag)
-    return Published(name, "cached", wanted, found.digest, registry.platform_digests(reg, repo, found.digest))
-
-
-def archive_index(archive: Path) -> dict:
-    """The digest and per-platform digests of the image in an OCI archive."""
-    with tarfile.open(archive) as tar:
-        layout = json.load(_member(tar, "index.json"))
-        descriptor = layout["manifests"][0]
-        digest = descriptor["digest"]
-        document = json.load(_member(tar, "blobs/" + digest.replace(":", "/")))
-        if descriptor.get("mediaType") in registry.INDEX_TYPES:
-            platforms = registry.index_platforms(document)
-        else:
-            config = json.load(_member(tar, "blobs/" + document["config"]["digest"].replace(":", "/")))
-            platforms = {registry.platform_name(config): digest}
-    return {"digest": digest, "platforms": platforms}
-
-
-def _member(tar: tarfile.TarFile, name: str) -> IO[bytes]:
-    handle = tar.extractfile(name)
-    if handle is None:
-        raise KbuildError(f"{tar.name} has no {name}: not an OCI archive")
-    return handle
+    with RegistryImage(f"{reg}/{repo}@{found.digest}") as image:
+        platforms = platform_digests(image)
+    return Published(name, "cached", wanted, found.digest, platforms)
 
 
 def _skopeo(source: str, destination: str) -> None:

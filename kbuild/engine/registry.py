@@ -62,19 +62,24 @@ def manifest_digest(registry: str, repository: str, reference: str) -> str | Non
         raise
 
 
-def fetch_manifest(registry: str, repository: str, reference: str) -> tuple[bytes, str]:
+def fetch_manifest(
+    registry: str, repository: str, reference: str, timeout: float = TIMEOUT
+) -> tuple[bytes, str]:
     """A manifest's exact bytes and media type."""
     request = urllib.request.Request(
         api_url(registry, f"{repository}/manifests/{reference}"), headers={"Accept": _ACCEPT}
     )
-    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         return response.read(), response.headers.get("Content-Type", "").split(";")[0]
 
 
-def fetch_blob(registry: str, repository: str, digest: str) -> bytes:
-    with urllib.request.urlopen(
-        api_url(registry, f"{repository}/blobs/{digest}"), timeout=TIMEOUT
-    ) as response:
+def open_blob(registry: str, repository: str, digest: str, timeout: float = TIMEOUT) -> Any:
+    """A blob as a response to read from (the caller closes it): layers are streamed."""
+    return urllib.request.urlopen(api_url(registry, f"{repository}/blobs/{digest}"), timeout=timeout)
+
+
+def fetch_blob(registry: str, repository: str, digest: str, timeout: float = TIMEOUT) -> bytes:
+    with open_blob(registry, repository, digest, timeout) as response:
         return response.read()
 
 
@@ -104,25 +109,6 @@ def repositories(registry: str) -> tuple[str, ...]:
     except (urllib.error.URLError, OSError, ValueError):
         pass
     return tuple(found)
-
-
-def platform_digests(registry: str, repository: str, digest: str) -> dict[str, str]:
-    """platform -> the digest of its image, read from the index (no layers pulled)."""
-    body, media_type = fetch_manifest(registry, repository, digest)
-    document = json.loads(body)
-    if media_type in MANIFEST_TYPES:
-        config = json.loads(fetch_blob(registry, repository, document["config"]["digest"]))
-        return {platform_name(config): digest}
-    return index_platforms(document)
-
-
-def index_platforms(index: Mapping[str, Any]) -> dict[str, str]:
-    """platform -> manifest digest of an image index, attestation manifests left out."""
-    out = {}
-    for entry in index.get("manifests", []):
-        if not is_attestation(entry):
-            out[platform_name(entry.get("platform", {}))] = entry["digest"]
-    return dict(sorted(out.items()))
 
 
 def is_attestation(descriptor: Mapping[str, Any]) -> bool:
