@@ -86,3 +86,11 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """A `did you mean 'x'?` hint for the closest of `choices`, or None when nothing is close."""
     matches = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
     return f"did you mean '{matches[0]}'?" if matches else None
+
+
+def unknown(what: str, name: str, known: Iterable[str], location: Location | None = None) -> KbuildError:
+    """`unknown <what> '<name>'`, with the closest known name as a hint, or else all of them."""
+    choices = sorted(set(known))
+    listed = ", ".join(choices[:10]) + (f", ... ({len(choices)} in all)" if len(choices) > 10 else "")
+    hint = did_you_mean(name, choices) or f"known: {listed or 'none'}"
+    return KbuildError(f"unknown {what} '{name}'", location, hint)

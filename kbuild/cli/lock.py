@@ -22,7 +22,7 @@ from kbuild.cli.options import (
     say,
     shared_options,
 )
-from kbuild.errors import KbuildError
+from kbuild.errors import KbuildError, unknown
 
 
 @app.command()
@@ -98,85 +98,25 @@ def verify(
     name the platforms, layers and files.
 
     Exit code 0 when every image is bit-for-bit identical, 1 otherwise."""
-    from kbuild.compile.bake import BakeOptions
     from kbuild.compile.lock import read_lock
-    from kbuild.compile.names import oci_archive
-    from kbuild.compile.pipeline import compile_catalog
-    from kbuild.compile.plan import Finder, Found
-    from kbuild.compile.select import Request, make_request, select
-    from kbuild.engine.buildx import RunOptions, run_bake
-    from kbuild.engine.files import roots_dir, write_build_dir
-    from kbuild.engine.finders import registry_finder
-    from kbuild.engine.imagediff import compare
-    from kbuild.engine.oci import OciArchive, RegistryImage
-    from kbuild.engine.roots import host_mirror, prepare_roots
-    from kbuild.errors import did_you_mean
+    from kbuild.compile.select import make_request, select
+    from kbuild.engine.buildx import RunOptions
+    from kbuild.engine.verify import verify_images
 
-    tell = say(progress)
     loaded = inputs.catalog()
     named = list(images or ())
     for image in named:
         if image not in loaded.images:
-            raise KbuildError(f"unknown image '{image}'", hint=did_you_mean(image, loaded.images))
+            raise unknown("image", image, loaded.images)
     if inputs.select.profiles:
         named += [n for n in select(loaded, make_request(loaded, inputs.select)).matched if n not in named]
     if not named:
         raise KbuildError("nothing to verify", hint="name images, or a profile with --profile")
     lock = read_lock(lock_file or inputs.workspace / "kbuild.lock") if locked else None
     options = replace(inputs.select, profiles=(), patterns=tuple(f"^{re.escape(i)}$" for i in named))
-    published: dict[str, Found | None] = {}
-
-    def ancestors_only(request: Request) -> Finder:
-        """The images named are rebuilt; their published ancestors are used as they are."""
-        find = registry_finder(request)
-
-        def lookup(image: str, content_hash: str) -> Found | None:
-            found = find(image, content_hash)
-            if image in named:
-                published[image] = found
-                return None
-            return found
-
-        return lookup
-
-    compiled = compile_catalog(
-        loaded,
-        options,
-        build_dir,
-        host_mirror,
-        lock=lock,
-        locked=locked,
-        find=ancestors_only,
-        bake_options=BakeOptions(roots_dir=roots_dir(), no_cache=True),
+    tell = say(progress)
+    differing = verify_images(
+        loaded, options, named, build_dir, RunOptions(builder, progress.value), tell, lock, locked
     )
-    missing = [name for name, found in published.items() if found is None]
-    if missing:
-        raise KbuildError(
-            f"nothing to verify against: {', '.join(missing)} not in {compiled.request.registry} "
-            "with this content hash",
-            hint="publish them first with `kbuild bake --push` (same options)",
-        )
-    bake_path = build_dir / "docker-bake.json"
-    prepare_roots(compiled, tell, lock)
-    write_build_dir(compiled, build_dir, bake_path)
-    tell(f"rebuilding {len(compiled.bake.targets)} target(s) without cache")
-    outcomes = run_bake(compiled, bake_path, RunOptions(builder, progress.value), tell)
-    differing = 0
-    for name, found in published.items():
-        assert found is not None
-        if outcomes[name].status != "built":
-            tell(f"[red]{name}: the rebuild failed[/]: {outcomes[name].error}")
-            differing += 1
-            continue
-        with (
-            RegistryImage(found.ref) as reference,
-            OciArchive(oci_archive(build_dir, compiled.request, name)) as rebuilt,
-        ):
-            report = compare(reference, rebuilt)
-        if report.identical:
-            tell(f"[green]reproducible[/] {name} {found.digest}")
-        else:
-            differing += 1
-            tell(f"[red]differs[/] {name}\n{report.render()}")
     if differing:
         raise typer.Exit(1)

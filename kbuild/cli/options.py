@@ -76,12 +76,12 @@ class Inputs:
 
     def catalog(self, image: str | None = None) -> Catalog:
         """The workspace's catalog with the overlays; it must have `image` when one is named."""
-        from kbuild.errors import KbuildError, did_you_mean
+        from kbuild.errors import unknown
         from kbuild.model.catalog import load_catalog
 
         loaded = load_catalog(self.workspace, self.overlays)
         if image is not None and image not in loaded.images:
-            raise KbuildError(f"unknown image '{image}'", hint=did_you_mean(image, loaded.images))
+            raise unknown("image", image, loaded.images)
         return loaded
 
 

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from kbuild.errors import KbuildError, did_you_mean
+from kbuild.errors import KbuildError, did_you_mean, unknown
 from kbuild.model.catalog import Catalog, Image
 
 INSTALL_TYPES = ("binary", "source")
@@ -66,10 +66,7 @@ def make_request(catalog: Catalog, options: SelectOptions = SelectOptions()) -> 
     namespace, tag = options.namespace, options.tag
     distro = distro or settings.distro
     if distro not in catalog.distros:
-        raise KbuildError(
-            f"unknown distro '{distro}'",
-            hint=did_you_mean(distro, catalog.distros) or _known(catalog.distros),
-        )
+        raise unknown("distro", distro, catalog.distros)
     releases = catalog.distros[distro].releases
     default_release = settings.release if settings.release in releases else releases[0]
     release = release or default_release
@@ -86,16 +83,10 @@ def make_request(catalog: Catalog, options: SelectOptions = SelectOptions()) -> 
     chosen = tuple(platforms) or settings.platforms
     for platform in chosen:
         if platform not in catalog.platforms:
-            raise KbuildError(
-                f"unknown platform '{platform}'",
-                hint=did_you_mean(platform, catalog.platforms) or _known(catalog.platforms),
-            )
+            raise unknown("platform", platform, catalog.platforms)
     for profile in profiles:
         if profile not in catalog.profiles:
-            raise KbuildError(
-                f"unknown profile '{profile}'",
-                hint=did_you_mean(profile, catalog.profiles) or _known(catalog.profiles),
-            )
+            raise unknown("profile", profile, catalog.profiles)
     return Request(
         profiles=tuple(profiles),
         patterns=tuple(patterns),

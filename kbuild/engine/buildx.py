@@ -98,10 +98,6 @@ def run_bake(
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, TargetOutcome]:
     """Bake every target of the compiled bake file; returns an outcome per image (or root) name."""
-    from python_on_whales import DockerClient
-    from python_on_whales.exceptions import DockerException
-
-    docker = DockerClient()
     parents = {name: target.parent_target for name, target in compiled.bake.targets.items()}
     outcomes = {name: TargetOutcome(name) for name in compiled.bake.targets}
     dockerfiles = {t.name: t.dockerfile for t in compiled.rendered.targets}
@@ -111,27 +107,7 @@ def run_bake(
         current = _Round(outcomes, say)
         for name in _with_ancestors(remaining, parents):
             outcomes[name].attempts += 1
-        with tempfile.NamedTemporaryFile(suffix=".json", dir=bake_path.parent) as metadata_file:
-            error = ""
-            try:
-                stream = docker.buildx.bake(
-                    targets=[target_name(name) for name in remaining],
-                    files=[bake_path],
-                    builder=options.builder,
-                    progress="plain",
-                    metadata_file=metadata_file.name,
-                    stream_logs=True,
-                    # Outputs are in the bake file (OCI archives). Provenance would change the
-                    # index digest on every build.
-                    variables={"BUILDX_NO_DEFAULT_ATTESTATIONS": "1"},
-                )
-                for line in stream:
-                    current.feed(line)
-                    if options.progress == "plain":
-                        print(line, end="" if line.endswith("\n") else "\n")
-            except DockerException as failure:
-                error = _last_error(failure, current.general)
-            metadata = _read_metadata(Path(metadata_file.name))
+        error, metadata = _bake_once(remaining, bake_path, options, current)
         for vertex, seconds in current.vertex_seconds.items():
             target = current.vertex_target[vertex]
             owner = _owner(target, current.vertex_step.get(vertex, ""), parents, dockerfiles)
@@ -169,6 +145,36 @@ def run_bake(
             sleep(options.backoff)
         remaining = [n for n in remaining if outcomes[n].status == "pending"]
     return outcomes
+
+
+def _bake_once(
+    names: list[str], bake_path: Path, options: RunOptions, current: _Round
+) -> tuple[str, dict[str, Any]]:
+    """One `docker buildx bake` of `names`, its progress fed to `current`: (error or "", metadata)."""
+    from python_on_whales import DockerClient
+    from python_on_whales.exceptions import DockerException
+
+    with tempfile.NamedTemporaryFile(suffix=".json", dir=bake_path.parent) as metadata_file:
+        error = ""
+        try:
+            stream = DockerClient().buildx.bake(
+                targets=[target_name(name) for name in names],
+                files=[bake_path],
+                builder=options.builder,
+                progress="plain",
+                metadata_file=metadata_file.name,
+                stream_logs=True,
+                # Outputs are in the bake file (OCI archives). Provenance would change the
+                # index digest on every build.
+                variables={"BUILDX_NO_DEFAULT_ATTESTATIONS": "1"},
+            )
+            for line in stream:
+                current.feed(line)
+                if options.progress == "plain":
+                    print(line, end="" if line.endswith("\n") else "\n")
+        except DockerException as failure:
+            error = _last_error(failure, current.general)
+        return error, _read_metadata(Path(metadata_file.name))
 
 
 def _culprits(

@@ -1,0 +1,91 @@
+"""`kbuild verify`: rebuild images without any cache, their ancestors as published, and compare
+each with the image published under the same content hash, down to the files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from kbuild.compile.bake import BakeOptions
+from kbuild.compile.lock import Lock
+from kbuild.compile.names import oci_archive
+from kbuild.compile.pipeline import compile_catalog
+from kbuild.compile.plan import Finder, Found
+from kbuild.compile.select import Request, SelectOptions
+from kbuild.engine.buildx import RunOptions, run_bake
+from kbuild.engine.files import roots_dir, write_build_dir
+from kbuild.engine.finders import registry_finder
+from kbuild.engine.imagediff import compare
+from kbuild.engine.oci import OciArchive, RegistryImage
+from kbuild.engine.roots import host_mirror, prepare_roots
+from kbuild.errors import KbuildError
+from kbuild.model.catalog import Catalog
+
+
+def verify_images(
+    catalog: Catalog,
+    options: SelectOptions,
+    names: Sequence[str],
+    build_dir: Path,
+    run: RunOptions,
+    say: Callable[[str], None],
+    lock: Lock | None = None,
+    locked: bool = False,
+) -> int:
+    """Rebuild `names` and compare; returns how many differ (or failed to rebuild)."""
+    published: dict[str, Found | None] = {}
+
+    def ancestors_only(request: Request) -> Finder:
+        """The images named are rebuilt; their published ancestors are used as they are."""
+        find = registry_finder(request)
+
+        def lookup(image: str, content_hash: str) -> Found | None:
+            found = find(image, content_hash)
+            if image in names:
+                published[image] = found
+                return None
+            return found
+
+        return lookup
+
+    bake_options = BakeOptions(roots_dir=roots_dir(), no_cache=True)
+    compiled = compile_catalog(
+        catalog,
+        options,
+        build_dir,
+        host_mirror,
+        lock=lock,
+        locked=locked,
+        find=ancestors_only,
+        bake_options=bake_options,
+    )
+    missing = [name for name, found in published.items() if found is None]
+    if missing:
+        raise KbuildError(
+            f"nothing to verify against: {', '.join(missing)} not in {compiled.request.registry} "
+            "with this content hash",
+            hint="publish them first with `kbuild bake --push` (same options)",
+        )
+    bake_path = build_dir / "docker-bake.json"
+    prepare_roots(compiled, say, lock)
+    write_build_dir(compiled, build_dir, bake_path)
+    say(f"rebuilding {len(compiled.bake.targets)} target(s) without cache")
+    outcomes = run_bake(compiled, bake_path, run, say)
+    differing = 0
+    for name, found in published.items():
+        assert found is not None
+        if outcomes[name].status != "built":
+            say(f"[red]{name}: the rebuild failed[/]: {outcomes[name].error}")
+            differing += 1
+            continue
+        with (
+            RegistryImage(found.ref) as reference,
+            OciArchive(oci_archive(build_dir, compiled.request, name)) as rebuilt,
+        ):
+            report = compare(reference, rebuilt)
+        if report.identical:
+            say(f"[green]reproducible[/] {name} {found.digest}")
+        else:
+            differing += 1
+            say(f"[red]differs[/] {name}\n{report.render()}")
+    return differing
