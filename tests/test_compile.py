@@ -104,11 +104,13 @@ def test_blocks_appear_in_fixed_order(tmp_path):
 def test_context_files_are_copied_with_their_mode(tmp_path):
     compiled = compile_workspace(ROOT, tmp_path, patterns=("^keystone$",))
     write_build(compiled, tmp_path, tmp_path / "bake.json")
-    context = Path(json.loads((tmp_path / "bake.json").read_text())["target"]["keystone"]["context"])
-    script = context / "extend_start.sh"
+    target = json.loads((tmp_path / "bake.json").read_text())["target"]["keystone"]
+    script = Path(target["context"]) / "extend_start.sh"
     assert script.read_bytes() == (ROOT / "recipes/keystone/extend_start.sh").read_bytes()
     assert script.stat().st_mode & 0o111
-    assert "COPY extend_start.sh /usr/local/bin/kbuild_extend_start" in (context / "Dockerfile").read_text()
+    # The Dockerfile is kept out of the context, where a context file could stand in for it.
+    assert not (Path(target["context"]) / "Dockerfile").exists()
+    assert "COPY extend_start.sh /usr/local/bin/kbuild_extend_start" in Path(target["dockerfile"]).read_text()
 
 
 def test_bake_escapes_interpolation_everywhere():

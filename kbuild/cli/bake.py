@@ -37,12 +37,15 @@ def compile_bake(
     if nothing were built yet (`bake` leaves out what it finds by content hash)."""
     from kbuild.compile.bake import BakeOptions
     from kbuild.compile.pipeline import compile_catalog
-    from kbuild.engine.files import roots_dir, write_build_dir
+    from kbuild.engine.files import exclusive, roots_dir, write_build_dir
     from kbuild.engine.roots import host_mirror
 
     options = BakeOptions(roots_dir=roots_dir())
-    compiled = compile_catalog(inputs.catalog(), inputs.select, build_dir, host_mirror, bake_options=options)
-    write_build_dir(compiled, build_dir, output)
+    with exclusive(build_dir):
+        compiled = compile_catalog(
+            inputs.catalog(), inputs.select, build_dir, host_mirror, bake_options=options
+        )
+        write_build_dir(compiled, build_dir, output)
     request = compiled.request
     print(
         f"wrote {output}: {len(compiled.selection.images)} image(s) for {request.variant} "
@@ -88,35 +91,36 @@ def bake(
     from kbuild.compile.lock import read_lock
     from kbuild.compile.pipeline import compile_catalog
     from kbuild.engine.buildx import RunOptions, run_bake
-    from kbuild.engine.files import roots_dir, write_build_dir
+    from kbuild.engine.files import exclusive, roots_dir, write_build_dir
     from kbuild.engine.finders import local_finder, registry_finder
     from kbuild.engine.publish import publish
     from kbuild.engine.results import write_results
     from kbuild.engine.roots import host_mirror, prepare_roots
 
-    tell = say(progress)
-    lock = read_lock(lock_file or inputs.workspace / "kbuild.lock") if locked else None
-    compiled = compile_catalog(
-        inputs.catalog(),
-        inputs.select,
-        build_dir,
-        host_mirror,
-        lock=lock,
-        locked=locked,
-        find=None if no_cache else registry_finder if push else local_finder,
-        bake_options=BakeOptions(roots_dir=roots_dir(), cache=cache, no_cache=no_cache),
-    )
-    request = compiled.request
-    tell(
-        f"{len(compiled.selection.images)} image(s) for {request.variant} on {', '.join(request.platforms)}: "
-        f"{len(compiled.bake.groups['default'])} to build, {len(compiled.plan.found)} found by content hash"
-    )
-    bake_path = build_dir / "docker-bake.json"
-    prepare_roots(compiled, tell, lock)
-    write_build_dir(compiled, build_dir, bake_path)
-    outcomes = run_bake(compiled, bake_path, RunOptions(builder, progress.value, retries), tell)
-    published = publish(compiled, outcomes, build_dir, push, tell)
-    report, _ = write_results(compiled, outcomes, published, build_dir, push)
+    with exclusive(build_dir):
+        tell = say(progress)
+        lock = read_lock(lock_file or inputs.workspace / "kbuild.lock") if locked else None
+        compiled = compile_catalog(
+            inputs.catalog(),
+            inputs.select,
+            build_dir,
+            host_mirror,
+            lock=lock,
+            locked=locked,
+            find=None if no_cache else registry_finder if push else local_finder,
+            bake_options=BakeOptions(roots_dir=roots_dir(), cache=cache, no_cache=no_cache),
+        )
+        request = compiled.request
+        tell(
+            f"{len(compiled.selection.images)} image(s) for {request.variant} on {', '.join(request.platforms)}: "
+            f"{len(compiled.bake.groups['default'])} to build, {len(compiled.plan.found)} found by content hash"
+        )
+        bake_path = build_dir / "docker-bake.json"
+        prepare_roots(compiled, tell, lock)
+        write_build_dir(compiled, build_dir, bake_path)
+        outcomes = run_bake(compiled, bake_path, RunOptions(builder, progress.value, retries), tell)
+        published = publish(compiled, outcomes, build_dir, push, tell)
+        report, _ = write_results(compiled, outcomes, published, build_dir, push)
     colours = {"built": "green", "cached": "cyan", "failed": "red", "parent_error": "red"}
     for status, colour in colours.items():
         for entry in report[status]:

@@ -47,7 +47,7 @@ def lock(
     from kbuild.compile.lock import dump_lock, read_lock
     from kbuild.compile.pipeline import compile_lock, merge_lock
     from kbuild.engine.buildx import RunOptions, run_bake
-    from kbuild.engine.files import roots_dir, write_build_dir, write_if_changed
+    from kbuild.engine.files import exclusive, roots_dir, write_build_dir, write_if_changed
     from kbuild.engine.finders import registry_finder
     from kbuild.engine.probes import read_lock_entries, recipes_digest
     from kbuild.engine.roots import host_mirror, prepare_roots
@@ -55,30 +55,33 @@ def lock(
     tell = say(progress)
     path = lock_file or inputs.workspace / "kbuild.lock"
     old = read_lock(path)
-    compiled, epoch, moving = compile_lock(
-        inputs.catalog(),
-        inputs.select,
-        build_dir,
-        host_mirror,
-        old,
-        tuple(update or ()),
-        registry_finder,
-        BakeOptions(roots_dir=roots_dir()),
-    )
-    tell(f"resolving {len(moving)} entr{'y' if len(moving) == 1 else 'ies'} for {compiled.request.variant}")
-    bake_path = build_dir / "docker-bake-lock.json"
-    prepare_roots(compiled, tell)
-    write_build_dir(compiled, build_dir, bake_path)
-    outcomes = run_bake(compiled, bake_path, RunOptions(builder, progress.value), tell)
-    failed = sorted(
-        name for name, outcome in outcomes.items() if outcome.status in ("failed", "parent_error")
-    )
-    if failed:
-        tell(f"[red]cannot lock: {', '.join(failed)} did not build[/] (logs: {build_dir / 'logs'})")
-        raise typer.Exit(1)
-    entries = read_lock_entries(compiled, build_dir, moving)
-    new = merge_lock(old, compiled.request.variant, epoch, recipes_digest(inputs.workspace), entries)
-    write_if_changed(path, dump_lock(new))
+    with exclusive(build_dir):
+        compiled, epoch, moving = compile_lock(
+            inputs.catalog(),
+            inputs.select,
+            build_dir,
+            host_mirror,
+            old,
+            tuple(update or ()),
+            registry_finder,
+            BakeOptions(roots_dir=roots_dir()),
+        )
+        tell(
+            f"resolving {len(moving)} entr{'y' if len(moving) == 1 else 'ies'} for {compiled.request.variant}"
+        )
+        bake_path = build_dir / "docker-bake-lock.json"
+        prepare_roots(compiled, tell)
+        write_build_dir(compiled, build_dir, bake_path)
+        outcomes = run_bake(compiled, bake_path, RunOptions(builder, progress.value), tell)
+        failed = sorted(
+            name for name, outcome in outcomes.items() if outcome.status in ("failed", "parent_error")
+        )
+        if failed:
+            tell(f"[red]cannot lock: {', '.join(failed)} did not build[/] (logs: {build_dir / 'logs'})")
+            raise typer.Exit(1)
+        entries = read_lock_entries(compiled, build_dir, moving)
+        new = merge_lock(old, compiled.request.variant, epoch, recipes_digest(inputs.workspace), entries)
+        write_if_changed(path, dump_lock(new))
     tell(f"wrote {path}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} moved")
 
 
@@ -101,6 +104,7 @@ def verify(
     from kbuild.compile.lock import read_lock
     from kbuild.compile.select import make_request, select
     from kbuild.engine.buildx import RunOptions
+    from kbuild.engine.files import exclusive
     from kbuild.engine.verify import verify_images
 
     loaded = inputs.catalog()
@@ -115,8 +119,9 @@ def verify(
     lock = read_lock(lock_file or inputs.workspace / "kbuild.lock") if locked else None
     options = replace(inputs.select, profiles=(), patterns=tuple(f"^{re.escape(i)}$" for i in named))
     tell = say(progress)
-    differing = verify_images(
-        loaded, options, named, build_dir, RunOptions(builder, progress.value), tell, lock, locked
-    )
+    with exclusive(build_dir):
+        differing = verify_images(
+            loaded, options, named, build_dir, RunOptions(builder, progress.value), tell, lock, locked
+        )
     if differing:
         raise typer.Exit(1)

@@ -7,6 +7,7 @@ buildx 0.13 knows are emitted (it silently ignores unknown ones), and every `${`
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -17,6 +18,7 @@ from kbuild.compile.names import (
     ParentRef,
     TargetRef,
     context_dir,
+    dockerfile_path,
     image_ref,
     oci_archive,
     probe_dir,
@@ -26,6 +28,7 @@ from kbuild.compile.names import (
 from kbuild.compile.plan import Plan
 from kbuild.compile.render import Rendered, RenderedImage
 from kbuild.compile.select import Request, Selection
+from kbuild.errors import KbuildError
 
 # The label that carries an image's content hash: it can be read from the registry (the config
 # blob) without pulling a layer.
@@ -109,6 +112,7 @@ class BakeTarget:
 class BakeFile:
     targets: Mapping[str, BakeTarget]  # by image name, parents first
     groups: Mapping[str, tuple[str, ...]]  # group -> image names; `default` is what to bake
+    generation: str  # the rendered contexts' generation (see rendered_generation)
 
     def to_json(self) -> dict[str, Any]:
         groups = {
@@ -131,8 +135,10 @@ def bake_file(
     """The bake definition of what the plan builds. Paths are absolute, so it works from any
     directory; an image the plan found is named by digest in its children's contexts."""
     build_dir = build_dir.resolve()
+    _check_target_names(rendered)
+    generation = rendered_generation(plan)
     targets = {
-        item.name: _target(item, rendered, plan, build_dir, options)
+        item.name: _target(item, rendered, plan, build_dir, generation, options)
         for item in rendered.targets
         if item.name in plan.to_bake
     }
@@ -142,14 +148,41 @@ def bake_file(
         chosen = tuple(n for n in members if n in plan.to_bake)
         if profile != "default" and chosen:
             groups[profile] = chosen
-    return BakeFile(targets, groups)
+    return BakeFile(targets, groups, generation)
+
+
+def _check_target_names(rendered: Rendered) -> None:
+    """Two images whose names differ only where bake's target names cannot (`a.b`, `a_b`) would
+    be one target: one silently dropped, its children built on the other."""
+    seen: dict[str, RenderedImage] = {}
+    for item in rendered.targets:
+        other = seen.setdefault(target_name(item.name), item)
+        if other is not item:
+            raise KbuildError(
+                f"images '{other.name}' and '{item.name}' would be the same bake target "
+                f"'{target_name(item.name)}'",
+                item.image.location if item.image else None,
+                "rename one of them: bake target names have only [a-zA-Z0-9_-]",
+                notes=[(f"'{other.name}' is declared here", other.image.location if other.image else None)],
+            )
+
+
+def rendered_generation(plan: Plan) -> str:
+    """Names the rendered contexts by their content (every target's content hash)."""
+    digest = hashlib.sha256("\n".join(sorted(plan.hashes.values())).encode())
+    return digest.hexdigest()[:16]
 
 
 def _target(
-    item: RenderedImage, rendered: Rendered, plan: Plan, build_dir: Path, options: BakeOptions
+    item: RenderedImage,
+    rendered: Rendered,
+    plan: Plan,
+    build_dir: Path,
+    generation: str,
+    options: BakeOptions,
 ) -> BakeTarget:
     request = rendered.request
-    directory = context_dir(build_dir, request, item.name)
+    directory = context_dir(build_dir, request, generation, item.name)
     parent = None
     if item.parent is not None and item.parent_ref is not None:
         ref = item.parent_ref
@@ -158,7 +191,7 @@ def _target(
     target = BakeTarget(
         item.name,
         options.roots_dir.resolve() / item.rootfs if item.rootfs else directory,
-        directory / "Dockerfile",
+        dockerfile_path(build_dir, request, generation, item.name),
         tuple(item.platforms or request.platforms),
         dict(rendered.args),
         parent,
@@ -197,11 +230,12 @@ def _cache(cache: str | None, request: Request, image: str) -> tuple[tuple[str, 
 
 
 def escape(value: Any) -> Any:
-    """Escape bake's `${...}` interpolation in every string of a bake definition."""
+    """Escape bake's HCL templates, `${...}` interpolations and `%{...}` directives, in every
+    string of a bake definition, keys included (bake evaluates them inside JSON too)."""
     if isinstance(value, str):
-        return value.replace("${", "$${")
+        return value.replace("${", "$${").replace("%{", "%%{")
     if isinstance(value, list):
         return [escape(v) for v in value]
     if isinstance(value, Mapping):
-        return {k: escape(v) for k, v in value.items()}
+        return {escape(k): escape(v) for k, v in value.items()}
     return value

@@ -65,8 +65,18 @@ def image_ref(request: Request, image: str) -> str:
 # --- the build directory ------------------------------------------------------------------------
 
 
-def context_dir(build_dir: Path, request: Request, name: str) -> Path:
-    return build_dir / "contexts" / request.variant / name
+def generation_dir(build_dir: Path, request: Request, generation: str) -> Path:
+    """One generation of rendered contexts: content-addressed, so a bake file names a whole one."""
+    return build_dir.resolve() / "contexts" / request.variant / generation
+
+
+def dockerfile_path(build_dir: Path, request: Request, generation: str, name: str) -> Path:
+    """Next to the build context, not in it: no context file can stand in for the Dockerfile."""
+    return generation_dir(build_dir, request, generation) / name / "Dockerfile"
+
+
+def context_dir(build_dir: Path, request: Request, generation: str, name: str) -> Path:
+    return generation_dir(build_dir, request, generation) / name / "context"
 
 
 def oci_archive(build_dir: Path, request: Request, name: str) -> Path:

@@ -18,11 +18,12 @@ import jinja2
 from kbuild.compile.lock import ImagePins
 from kbuild.compile.names import ParentRef, PinnedImage, TargetRef, probe_name, root_name
 from kbuild.compile.select import Request, Selection
+from kbuild.errors import KbuildError
 from kbuild.model.catalog import BLOCKS, Catalog, ContextFile, Distro, Family, Image, Settings
 from kbuild.model.schemas import Pip, User
 
 # Bump when rendering changes what an image contains: it is part of every image's content hash.
-RENDERER_VERSION = "2"
+RENDERER_VERSION = "3"
 
 # Where a source install's `pip install --report` goes: the lock reads pins and hashes from it.
 PIP_REPORTS = "/var/lib/kbuild/pip"
@@ -163,7 +164,22 @@ def _template() -> jinja2.Template:
         keep_trailing_newline=True,
         autoescape=False,
     )
+    environment.filters["quoted"] = dockerfile_quote
     return environment.get_template("Dockerfile.j2")
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is fine inside quotes
+
+
+def dockerfile_quote(value: str) -> str:
+    """A Dockerfile word in double quotes: `\\`, `"` and `$` escaped, so nothing is substituted
+    or ends the word. A control character (a newline would start a new instruction) is refused:
+    the catalog rejects them with a location first; this is the last line of defence."""
+    if _CONTROL.search(value):
+        raise KbuildError(
+            f"a control character in a value for the Dockerfile: {value!r}", hint="remove it from the recipe"
+        )
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
 
 
 def _family_packages(image: Image, family: str, install_type: str) -> list[str]:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kbuild.compile.names import context_dir, oci_archive
+from kbuild.compile.names import context_dir, dockerfile_path, generation_dir, oci_archive
 from kbuild.compile.pipeline import Compiled
 from kbuild.compile.render import Rendered
+from kbuild.errors import KbuildError
 
 
 def cache_dir() -> Path:
@@ -26,23 +30,64 @@ def roots_dir() -> Path:
     return cache_dir() / "roots"
 
 
+# Generations of contexts kept per variant besides the newest: other bake files of the same
+# build directory (`kbuild lock`'s) may still name one.
+KEPT_GENERATIONS = 3
+
+
 def write_build_dir(compiled: Compiled, build_dir: Path, bake_path: Path) -> None:
-    """Contexts first, the bake file last and atomically: a bake file never names missing contexts."""
-    write_contexts(compiled.rendered, build_dir)
+    """The build directory as a unit: a generation of contexts first, then the bake file that
+    names it, atomically; then the oldest generations go. A bake file never names a generation
+    that is partly written or gone. Callers hold `exclusive(build_dir)`."""
+    generation = generation_dir(build_dir, compiled.request, compiled.bake.generation)
+    write_contexts(compiled.rendered, build_dir, compiled.bake.generation)
     oci_archive(build_dir, compiled.request, "-").parent.mkdir(parents=True, exist_ok=True)
     write_atomic(bake_path, compiled.bake.dumps())
+    os.utime(generation)  # the newest, for pruning
+    older = sorted(
+        (p for p in generation.parent.iterdir() if p.is_dir() and p != generation),
+        key=lambda p: p.stat().st_mtime_ns,
+        reverse=True,
+    )
+    for stale in older[KEPT_GENERATIONS:]:
+        shutil.rmtree(stale, ignore_errors=True)
 
 
-def write_contexts(rendered: Rendered, build_dir: Path) -> None:
+@contextmanager
+def exclusive(build_dir: Path) -> Iterator[None]:
+    """Hold the build directory against a second kbuild writing into it at the same time."""
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(build_dir / ".kbuild.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise KbuildError(
+                f"{build_dir} is in use by another kbuild ({holder})",
+                hint="wait for it to finish, or give this one its own --build-dir",
+            ) from None
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_contexts(rendered: Rendered, build_dir: Path, generation: str) -> None:
     """Write each target's Dockerfile and context files; unchanged files are left untouched."""
+    request = rendered.request
     for item in rendered.targets:
-        directory = context_dir(build_dir, rendered.request, item.name)
+        directory = context_dir(build_dir, request, generation, item.name)
         directory.mkdir(parents=True, exist_ok=True)
-        wanted = {"Dockerfile"} | set(item.files)
+        wanted = set(item.files)
         for stale in directory.iterdir():
             if stale.name not in wanted:
                 shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-        write_if_changed(directory / "Dockerfile", item.dockerfile.encode())
+        write_if_changed(dockerfile_path(build_dir, request, generation, item.name), item.dockerfile.encode())
         for name, source in item.files.items():
             data = source.read_bytes()
             destination = directory / name
