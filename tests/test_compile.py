@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from kbuild.compile.bake import TARGET_ATTRIBUTES, escape
-from kbuild.model.catalog import load_catalog
 from kbuild.compile.pipeline import compile_workspace, write_build
+from kbuild.model.workspace import load_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = [

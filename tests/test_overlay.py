@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from conftest import MakeWorkspace, run_kbuild
 
-from kbuild.engine.buildx import TargetOutcome
-from kbuild.model.catalog import Catalog, load_catalog
 from kbuild.compile.explain import explain, text
 from kbuild.compile.pipeline import compile_workspace
-from kbuild.engine.results import summary
 from kbuild.compile.select import make_request
+from kbuild.engine.buildx import TargetOutcome
+from kbuild.engine.results import summary
+from kbuild.model.catalog import Catalog
+from kbuild.model.workspace import load_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "vendor-overlay"

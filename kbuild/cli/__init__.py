@@ -97,7 +97,7 @@ def list_images(
     workspace: Workspace = Path("."),
 ) -> None:
     """List the selected images (all by default), parents first, and those an overlay disabled."""
-    from kbuild.model.catalog import load_catalog
+    from kbuild.model.workspace import load_catalog
     from kbuild.compile.select import make_request, select
 
     catalog = load_catalog(workspace, overlay or ())
@@ -142,7 +142,7 @@ def graph(
     workspace: Workspace = Path("."),
 ) -> None:
     """Show the parent graph of the selected images."""
-    from kbuild.model.catalog import load_catalog
+    from kbuild.model.workspace import load_catalog
     from kbuild.compile.select import make_request, select
 
     catalog = load_catalog(workspace, overlay or ())
@@ -238,7 +238,7 @@ def explain(
 
 def _catalog_with(workspace: Path, overlays: list[Path] | None, image: str) -> Catalog:
     """The catalog, which must have `image`."""
-    from kbuild.model.catalog import load_catalog
+    from kbuild.model.workspace import load_catalog
     from kbuild.errors import did_you_mean
 
     catalog = load_catalog(workspace, overlays or ())
@@ -267,7 +267,7 @@ def compile_bake(
 ) -> None:
     """Compile the selected images into a bake file for `docker buildx bake -f`: every image, as
     if nothing were built yet (`bake` leaves out what it finds by content hash)."""
-    from kbuild.model.catalog import load_catalog
+    from kbuild.model.workspace import load_catalog
     from kbuild.compile.pipeline import compile_catalog, write_build
 
     options = _options(profile, patterns, distro, release, install_type, platform)
@@ -348,7 +348,7 @@ def bake(
     rebuilt, only tagged. Exit code 0 when every selected image was built or found, 1 otherwise."""
     from kbuild.compile.bake import BakeOptions
     from kbuild.engine.buildx import BuildOptions, build
-    from kbuild.model.catalog import load_catalog
+    from kbuild.model.workspace import load_catalog
     from kbuild.compile.lock import read_lock
     from kbuild.compile.pipeline import compile_catalog, prepare_roots, write_build
     from kbuild.compile.plan import local_finder, registry_finder
@@ -430,14 +430,13 @@ def lock(
     other variants and images are kept; --update moves only the entries named (and stale ones)."""
     from kbuild.compile.bake import write_if_changed
     from kbuild.engine.buildx import BuildOptions, build
-    from kbuild.model.catalog import load_catalog
+    from kbuild.model.workspace import load_catalog, recipes_digest
     from kbuild.compile.lock import dump_lock, read_lock
     from kbuild.compile.pipeline import (
         compile_lock,
         merge_lock,
         prepare_roots,
         read_lock_entries,
-        recipes_digest,
         write_build,
     )
     from kbuild.compile.plan import registry_finder
@@ -495,7 +494,7 @@ def verify(
     Exit code 0 when every image is bit-for-bit identical, 1 otherwise."""
     from kbuild.compile.bake import BakeOptions, oci_archive, target_name
     from kbuild.engine.buildx import BuildOptions, build
-    from kbuild.model.catalog import load_catalog
+    from kbuild.model.workspace import load_catalog
     from kbuild.errors import did_you_mean
     from kbuild.engine.imagediff import OciArchive, RegistryImage, compare
     from kbuild.compile.lock import read_lock
@@ -576,7 +575,7 @@ def doctor(
     workspace: Workspace = Path("."),
 ) -> None:
     """Check the build host: engine, buildx, image store, binfmt, registry, debootstrap."""
-    from kbuild.model.catalog import load_catalog
+    from kbuild.model.workspace import load_catalog
     from kbuild.engine.doctor import checks
 
     catalog = load_catalog(workspace)

@@ -3,7 +3,6 @@ hashes -> plan -> bake file; and `kbuild lock`, which bakes probes and reads bac
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +21,8 @@ from kbuild.compile.bake import (
     write_contexts,
 )
 from kbuild.model.schemas import Debootstrap
-from kbuild.model.catalog import WORKSPACE_DIRS, Catalog, load_catalog
+from kbuild.model.catalog import Catalog
+from kbuild.model.workspace import load_catalog
 from kbuild.errors import KbuildError, did_you_mean
 from kbuild.compile.hashing import content_hashes
 from kbuild.compile.lock import (
@@ -277,17 +277,6 @@ def _root_digests(compiled: Compiled, rootfs: str) -> dict[str, str]:
         p: tarball_digest(rootfs_dir(rootfs) / f"rootfs-{compiled.catalog.platforms[p].arch[family]}.tar.gz")
         for p in request.platforms
     }
-
-
-def recipes_digest(root: Path) -> str:
-    """A hash of every file the workspace's images are made from."""
-    digest = hashlib.sha256()
-    for directory in WORKSPACE_DIRS:
-        for path in sorted((root / directory).rglob("*")):
-            if path.is_file():
-                digest.update(f"{path.relative_to(root)}\0".encode())
-                digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return "sha256:" + digest.hexdigest()
 
 
 def merge_lock(
