@@ -15,8 +15,8 @@ from typing import Any
 from lark import Token, Tree
 
 from kbuild.errors import KbuildError, Location, did_you_mean, source_lines
-from kbuild.lang import library
-from kbuild.lang.library import MAX_LENGTH, call_method, check_mutable, is_int, methods_of
+from kbuild.lang import library, operators
+from kbuild.lang.library import call_method, check_mutable, methods_of
 from kbuild.lang.parse import parse
 from kbuild.lang.values import (
     REQUIRED,
@@ -143,7 +143,9 @@ class Interpreter:
                 raise KbuildError("augmented assignment needs a plain name", self._loc(module, target))
             current = self._eval(target, module, scope)
             value = self._eval(value_node, module, scope)
-            scope[str(target.children[0])] = self._binary(str(op)[:-1], current, value, module, node)
+            scope[str(target.children[0])] = operators.binary(
+                str(op)[:-1], current, value, self._loc(module, node)
+            )
         elif kind == "if_stmt":
             condition, then, *rest = node.children
             if self._truth(self._eval(condition, module, scope)):
@@ -274,7 +276,7 @@ class Interpreter:
         if kind in _BINARY_OPS:
             left = self._eval(node.children[0], module, scope)
             right = self._eval(node.children[1], module, scope)
-            return self._binary(_BINARY_OPS[kind], left, right, module, node)
+            return operators.binary(_BINARY_OPS[kind], left, right, self._loc(module, node))
         raise KbuildError(f"unsupported expression {kind}", self._loc(module, node))  # pragma: no cover
 
     def _name(self, node: Tree, module: Module, scope: dict[str, Any]) -> Any:
@@ -379,76 +381,14 @@ class Interpreter:
 
     def _neg(self, node: Tree, module: Module, scope: dict[str, Any]) -> int:
         value = self._eval(node.children[0], module, scope)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise KbuildError(
-                f"unary '-' needs an int, got {type_name(value)}",
-                self._loc(module, node),
-            )
-        return -value if node.data == "neg" else value
+        return operators.negate(node.data, value, self._loc(module, node))
 
     def _compare(self, node: Tree, module: Module, scope: dict[str, Any]) -> bool:
         left_node, op_node, right_node = node.children
         op = " ".join(str(t) for t in op_node.children)
         left = self._eval(left_node, module, scope)
         right = self._eval(right_node, module, scope)
-        try:
-            if op == "==":
-                return left == right
-            if op == "!=":
-                return left != right
-            if op in ("in", "not in"):
-                if not isinstance(right, (str, list, tuple, dict)):
-                    raise TypeError(
-                        f"'in' needs a string, list, tuple or dict on the right, got {type_name(right)}"
-                    )
-                if isinstance(right, str) and not isinstance(left, str):
-                    raise TypeError(f"'in <string>' needs a string on the left, got {type_name(left)}")
-                return (left in right) == (op == "in")
-            if type(left) is not type(right) or not isinstance(left, (int, str, list, tuple)):
-                raise TypeError(f"cannot compare {type_name(left)} {op} {type_name(right)}")
-            return {
-                "<": left < right,
-                ">": left > right,
-                "<=": left <= right,
-                ">=": left >= right,
-            }[op]
-        except TypeError as error:
-            raise KbuildError(str(error), self._loc(module, node)) from None
-
-    def _binary(self, op: str, left: Any, right: Any, module: Module, node: Tree) -> Any:
-        location = self._loc(module, node)
-        if op == "%" and isinstance(left, str):
-            return self._percent(left, right, location)
-        numbers = is_int(left) and is_int(right)
-        if op == "+" and (numbers or _same_sequence(left, right)):
-            return (list(left) + list(right)) if isinstance(left, list) else left + right
-        if op == "+" and isinstance(left, dict) and isinstance(right, dict):
-            raise KbuildError(
-                "cannot add dicts",
-                location,
-                "use dict(a, **b) or a | b is not supported",
-            )
-        if op == "*" and (numbers or (isinstance(left, (str, list, tuple)) and is_int(right))):
-            if not numbers and len(left) * right > MAX_LENGTH:
-                raise KbuildError(f"'*' would make more than {MAX_LENGTH} items", location)
-            return list(left * right) if isinstance(left, list) else left * right
-        if op in ("-", "//", "%") and numbers:
-            if op != "-" and right == 0:
-                raise KbuildError("division by zero", location)
-            return left - right if op == "-" else left // right if op == "//" else left % right
-        raise KbuildError(
-            f"unsupported operand types for {op}: {type_name(left)} and {type_name(right)}",
-            location,
-        )
-
-    def _percent(self, template: str, args: Any, location: Location) -> str:
-        values = args if isinstance(args, tuple) else (args,)
-        if not all(isinstance(v, (str, int)) or v is None for v in values):
-            raise KbuildError("'%' formats only strings, ints, bools and None", location)
-        try:
-            return template % values
-        except (TypeError, ValueError, KeyError, OverflowError) as error:
-            raise KbuildError(f"bad '%' format: {error}", location) from None
+        return operators.compare(op, left, right, self._loc(module, node))
 
     def _getattr(self, node: Tree, module: Module, scope: dict[str, Any]) -> Any:
         receiver = self._eval(node.children[0], module, scope)
@@ -471,35 +411,14 @@ class Interpreter:
     def _index(self, node: Tree, module: Module, scope: dict[str, Any]) -> Any:
         container = self._eval(node.children[0], module, scope)
         key = self._eval(node.children[1], module, scope)
-        location = self._loc(module, node)
         if isinstance(container, dict):
             self._check_hashable(key, module, node.children[1])
-            if key not in container:
-                hint = (
-                    did_you_mean(key, [k for k in container if isinstance(k, str)])
-                    if isinstance(key, str)
-                    else None
-                )
-                raise KbuildError(f"key {key!r} not in dict", location, hint)
-            return container[key]
-        if isinstance(container, (list, tuple, str)):
-            if not is_int(key):
-                raise KbuildError(f"index must be an int, got {type_name(key)}", location)
-            if not -len(container) <= key < len(container):
-                raise KbuildError(f"index {key} out of range for length {len(container)}", location)
-            return container[key]
-        raise KbuildError(f"cannot index a {type_name(container)}", location)
+        return operators.index(container, key, self._loc(module, node))
 
     def _slice(self, node: Tree, module: Module, scope: dict[str, Any]) -> Any:
         container = self._eval(node.children[0], module, scope)
-        bounds = [None if c is None else self._eval(c, module, scope) for c in node.children[1:]]
-        if not isinstance(container, (list, tuple, str)) or not all(b is None or is_int(b) for b in bounds):
-            raise KbuildError(
-                "slices need a string, list or tuple and int bounds",
-                self._loc(module, node),
-            )
-        result = container[bounds[0] : bounds[1]]
-        return list(result) if isinstance(container, list) else result
+        start, stop = (None if c is None else self._eval(c, module, scope) for c in node.children[1:])
+        return operators.slice_of(container, start, stop, self._loc(module, node))
 
     # calls
 
@@ -610,7 +529,7 @@ class Interpreter:
             )
         if len(self.frames) >= MAX_CALL_DEPTH:
             raise KbuildError("calls nested too deeply", location)
-        scope = self._bind(function, args, kwargs, location, where)
+        scope = function.bind(args, kwargs, location, where)
         self.frames.append((function, location))
         try:
             self._suite(function.body, function.module, scope)
@@ -627,53 +546,6 @@ class Interpreter:
         finally:
             self.frames.pop()
         return None
-
-    def _bind(
-        self,
-        function: Function,
-        args: list[Any],
-        kwargs: dict[str, Any],
-        location: Location,
-        where: Mapping[str | int, Location],
-    ) -> dict[str, Any]:
-        scope: dict[str, Any] = {}
-        remaining = list(args)
-        extra_kwargs = dict(kwargs)
-        for kind, name, default in function.params:
-            if kind == "*":
-                scope[name] = tuple(remaining)
-                remaining = []
-            elif kind == "**":
-                scope[name] = extra_kwargs
-                extra_kwargs = {}
-            elif remaining:
-                if name in extra_kwargs:
-                    raise KbuildError(f"{function.name}() got '{name}' twice", where.get(name, location))
-                scope[name] = remaining.pop(0)
-            elif name in extra_kwargs:
-                scope[name] = extra_kwargs.pop(name)
-            elif default is not REQUIRED:
-                scope[name] = default
-            else:
-                raise KbuildError(
-                    f"{function.name}() missing argument '{name}'",
-                    location,
-                    f"{function.name} is defined at {function.location}",
-                )
-        if remaining:
-            raise KbuildError(
-                f"{function.name}() takes {len(function.params)} arguments, got {len(args)}",
-                where.get(len(args) - len(remaining), location),
-            )
-        if extra_kwargs:
-            unknown = next(iter(extra_kwargs))
-            names = [n for k, n, _ in function.params if not k]
-            raise KbuildError(
-                f"{function.name}() got an unknown argument '{unknown}'",
-                where.get(unknown, location),
-                did_you_mean(unknown, names),
-            )
-        return scope
 
     # helpers
 
@@ -725,10 +597,6 @@ def _string_literal(token: Token) -> str:
     with warnings.catch_warnings():  # an unknown escape such as `\}` stays as written, like Python's
         warnings.simplefilter("ignore", DeprecationWarning)
         return body.encode("latin-1", "backslashreplace").decode("unicode_escape")
-
-
-def _same_sequence(left: Any, right: Any) -> bool:
-    return any(isinstance(left, kind) and isinstance(right, kind) for kind in (str, list, tuple))
 
 
 _BINARY_OPS = {"add": "+", "sub": "-", "mul": "*", "mod": "%", "floordiv": "//"}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from kbuild.errors import Location
+from kbuild.errors import KbuildError, Location, did_you_mean
 
 if TYPE_CHECKING:
     from lark import Tree
@@ -87,6 +87,53 @@ class Function:
     body: Tree
     module: Module
     location: Location
+
+    def bind(
+        self,
+        args: list[Any],
+        kwargs: Mapping[str, Any],
+        location: Location,
+        where: Mapping[str | int, Location],
+    ) -> dict[str, Any]:
+        """The function's local scope for a call: each parameter bound to its argument (or
+        default); `where` has where each argument was written, for errors about one."""
+        scope: dict[str, Any] = {}
+        remaining = list(args)
+        extra_kwargs = dict(kwargs)
+        for kind, name, default in self.params:
+            if kind == "*":
+                scope[name] = tuple(remaining)
+                remaining = []
+            elif kind == "**":
+                scope[name] = extra_kwargs
+                extra_kwargs = {}
+            elif remaining:
+                if name in extra_kwargs:
+                    raise KbuildError(f"{self.name}() got '{name}' twice", where.get(name, location))
+                scope[name] = remaining.pop(0)
+            elif name in extra_kwargs:
+                scope[name] = extra_kwargs.pop(name)
+            elif default is not REQUIRED:
+                scope[name] = default
+            else:
+                raise KbuildError(
+                    f"{self.name}() missing argument '{name}'",
+                    location,
+                    f"{self.name} is defined at {self.location}",
+                )
+        if remaining:
+            raise KbuildError(
+                f"{self.name}() takes {len(self.params)} arguments, got {len(args)}",
+                where.get(len(args) - len(remaining), location),
+            )
+        if extra_kwargs:
+            unknown = next(iter(extra_kwargs))
+            raise KbuildError(
+                f"{self.name}() got an unknown argument '{unknown}'",
+                where.get(unknown, location),
+                did_you_mean(unknown, [n for k, n, _ in self.params if not k]),
+            )
+        return scope
 
 
 @dataclass(frozen=True, eq=False)
