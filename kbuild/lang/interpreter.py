@@ -8,7 +8,6 @@ reads and caches the files that load() names; the interpreter knows nothing of w
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -17,7 +16,7 @@ from lark import Token, Tree
 from kbuild.errors import KbuildError, Location, did_you_mean, source_lines
 from kbuild.lang import library, operators
 from kbuild.lang.library import call_method, check_mutable, methods_of
-from kbuild.lang.parse import parse
+from kbuild.lang.parse import parse, string_value
 from kbuild.lang.values import (
     REQUIRED,
     BoundMethod,
@@ -296,7 +295,7 @@ class Interpreter:
 
     def _literal(self, token: Token, module: Module) -> str:
         try:
-            return _string_literal(token)
+            return string_value(token)
         except UnicodeDecodeError as error:
             raise KbuildError(
                 f"bad escape in string: {error.reason}",
@@ -475,7 +474,7 @@ class Interpreter:
         found: dict[str, Location] = {}
         for token in sorted(tokens, key=lambda t: (t.line, t.column)):
             try:
-                found.setdefault(_string_literal(token), self._loc(module, token))
+                found.setdefault(string_value(token), self._loc(module, token))
             except UnicodeDecodeError:  # in a branch that was not evaluated
                 continue
         return found
@@ -586,17 +585,6 @@ class Interpreter:
 
 def _called_from(location: Location) -> tuple[str, Location]:
     return f"called from {location}", location
-
-
-def _string_literal(token: Token) -> str:
-    text = str(token)
-    quote = text[:3] if text[:3] in ('"""', "'''") else text[0]
-    body = text[len(quote) : -len(quote)]
-    if "\\" not in body:
-        return body
-    with warnings.catch_warnings():  # an unknown escape such as `\}` stays as written, like Python's
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return body.encode("latin-1", "backslashreplace").decode("unicode_escape")
 
 
 _BINARY_OPS = {"add": "+", "sub": "-", "mul": "*", "mod": "%", "floordiv": "//"}
