@@ -61,7 +61,8 @@ class _Continue(_Jump):
 
 class Interpreter:
     """Executes the files of one program. `predeclared` are the host's names (its builtins),
-    visible in every file after the language's own; `load` gives the module a load() names."""
+    visible in every file beside the language's own (which they may hide); `load` gives the
+    module that a load() names, evaluated once (the host finds, reads and caches files)."""
 
     def __init__(self, predeclared: Mapping[str, Any], load: Load) -> None:
         self.predeclared: dict[str, Any] = {**library.BUILTINS, **predeclared}

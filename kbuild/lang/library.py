@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from kbuild.errors import KbuildError, Location
@@ -129,4 +130,6 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "fail": _fail,
 }
 
-BUILTINS: Mapping[str, Builtin] = {name: Builtin(name, function) for name, function in _FUNCTIONS.items()}
+BUILTINS: Mapping[str, Builtin] = MappingProxyType(
+    {name: Builtin(name, function) for name, function in _FUNCTIONS.items()}
+)
