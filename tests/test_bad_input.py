@@ -123,12 +123,33 @@ CASES = [
         "move the shared code to a file both can load",
     ),
     # --- evaluation --------------------------------------------------------------------------
-    Case("recursion_direct", f"{BAD}:2:30", "recursion is not allowed: layers -> layers", RECURSION),
+    Case(
+        "recursion_direct",
+        f"{BAD}:2:30",
+        "recursion is not allowed: layers -> layers",
+        RECURSION,
+        notes=(f"{BAD}:4:5",),
+    ),
     Case(
         "recursion_mutual",
         f"{BAD}:5:33",
         "recursion is not allowed: even -> odd -> even",
         RECURSION,
+        notes=(f"{BAD}:2:32", f"{BAD}:7:5"),
+    ),
+    # an error inside a macro shows the calls that led there, innermost first
+    Case(
+        "macro_call_chain",
+        "recipes/bad/lib.kb:2:23",
+        "user(): argument 'uid': expected an int, got string",
+        "uid: fixed user id",
+        notes=("recipes/bad/lib.kb:5:41", f"{BAD}:3:1"),
+    ),
+    Case(
+        "macro_fail",
+        f"{BAD}:3:9",
+        "image names are lower case: Keystone",
+        notes=(f"{BAD}:7:11", f"{BAD}:9:1"),
     ),
     Case("frozen_list_append", f"{BAD}:3:1", "cannot modify a frozen list", FROZEN),
     Case("frozen_dict_assign", f"{BAD}:3:1", "cannot modify a frozen dict", FROZEN),
@@ -414,3 +435,17 @@ def test_the_minimal_workspace_is_valid(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert bake.is_file()
+
+
+@pytest.mark.parametrize("name", ["macro_call_chain", "macro_fail", "recursion_mutual"])
+def test_macro_errors_show_the_call_chain(
+    name: str, workspace_factory: MakeWorkspace, tmp_path: Path
+) -> None:
+    """One `called from` note per running macro, innermost first, each at its call site."""
+    case = next(c for c in CASES if c.name == name)
+    workspace = workspace_factory(corpus_files(name))
+
+    result = run_kbuild("list", "-C", workspace, cwd=tmp_path)
+
+    notes = [line for line in result.stderr.split("\n") if line.startswith("note: ")]
+    assert notes == [f"note: called from {where}" for where in case.notes], result.stderr

@@ -12,7 +12,7 @@ import pytest
 from compiling import bake_json, compile_workspace, write_build
 
 from kbuild.compile.bake import TARGET_ATTRIBUTES, escape
-from kbuild.model.catalog import load_catalog
+from kbuild.model.workspace import load_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = [

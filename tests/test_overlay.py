@@ -16,7 +16,8 @@ from kbuild.compile.explain import explain, text
 from kbuild.compile.select import make_request
 from kbuild.engine.buildx import TargetOutcome
 from kbuild.engine.results import summary
-from kbuild.model.catalog import Catalog, load_catalog
+from kbuild.model.catalog import Catalog
+from kbuild.model.workspace import load_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "vendor-overlay"

@@ -23,10 +23,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from kbuild.errors import KbuildError
-from kbuild.lang.interpreter import Declaration, Evaluator
 from kbuild.lang.parse import parse
-from kbuild.model import schemas as B
-from kbuild.model.catalog import evaluate_workspace, load_catalog
+from kbuild.lang.values import Struct
+from kbuild.model.declare import Declaration
+from kbuild.model.schemas import SCHEMAS
+from kbuild.model.workspace import Workspace, evaluate_workspace, load_catalog
 
 REPO = Path(__file__).resolve().parent.parent
 MINIMAL_DECLARATIONS = 8  # family, distro, platform, settings, profile and three images
@@ -324,7 +325,7 @@ def programs(draw: st.DrawFn) -> tuple[str, list[Any]]:
 
 def evaluate_text(root: Path, source: str, name: str = "RESULT") -> Any:
     (root / "program.kb").write_text(source, encoding="utf-8")
-    return Evaluator(root).evaluate_file("program.kb").globals[name]
+    return Workspace(root).evaluate_file("program.kb").globals[name]
 
 
 @SETTINGS
@@ -398,7 +399,7 @@ def test_triple_quoted_strings_may_escape_their_quote(literal: str, value: str, 
 
 def plain(value: Any) -> Any:
     """Declaration arguments as JSON-able lists and dicts; helper structs by field."""
-    if isinstance(value, B.Struct):
+    if isinstance(value, Struct):
         return {"kind": value.kind, **{f.name: plain(getattr(value, f.name)) for f in fields(value)}}
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}
@@ -465,7 +466,7 @@ def test_the_real_workspace_evaluates_the_same_in_other_processes() -> None:
     """Hash randomisation must not leak into the declarations: two processes, two hash seeds."""
     script = (
         "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]);"
-        "from test_properties import canonical_output; from kbuild.model.catalog import evaluate_workspace;"
+        "from test_properties import canonical_output; from kbuild.model.workspace import evaluate_workspace;"
         "print(canonical_output(evaluate_workspace(Path(sys.argv[2]))))"
     )
     outputs = [
@@ -514,14 +515,14 @@ def test_keyword_order_does_not_change_the_declaration(
         if name_by_position:
             given_args.insert(0, arguments["name"])
         (tmp_path / "image.kb").write_text(f"image({', '.join(given_args)})\n", encoding="utf-8")
-        evaluator = Evaluator(tmp_path)
-        evaluator.evaluate_file("image.kb")
-        (declaration,) = evaluator.declarations
+        workspace = Workspace(tmp_path)
+        workspace.evaluate_file("image.kb")
+        (declaration,) = workspace.declarations
         return declaration
 
     first, second = declared(list(arguments), False), declared(order, by_position)
     assert str(first.location) == str(second.location)
-    assert list(first.args) == list(second.args) == list(B.SCHEMAS["image"].params)
+    assert list(first.args) == list(second.args) == list(SCHEMAS["image"].params)
     assert json.dumps(plain(first.args), default=repr) == json.dumps(plain(second.args), default=repr)
     assert first.args == second.args
 
@@ -565,7 +566,7 @@ def test_broken_recipes_raise_located_errors(text: str, tmp_path: Path) -> None:
     (root / "recipes/bad/bad.kb").parent.mkdir(parents=True, exist_ok=True)
     (root / "recipes/bad/bad.kb").write_text(text, encoding="utf-8")
     try:
-        Evaluator(root).evaluate_file("recipes/bad/bad.kb")
+        Workspace(root).evaluate_file("recipes/bad/bad.kb")
     except KbuildError as error:
         location = error.location
         if location is not None and location.path == "recipes/bad/bad.kb":

@@ -49,8 +49,9 @@ def lock(
     from kbuild.engine.buildx import RunOptions, run_bake
     from kbuild.engine.files import exclusive, roots_dir, write_build_dir, write_if_changed
     from kbuild.engine.finders import registry_finder
-    from kbuild.engine.probes import read_lock_entries, recipes_digest
+    from kbuild.engine.probes import read_lock_entries
     from kbuild.engine.roots import host_mirror, prepare_roots
+    from kbuild.model.workspace import recipes_digest
 
     tell = say(progress)
     path = lock_file or inputs.workspace / "kbuild.lock"

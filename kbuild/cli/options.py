@@ -77,7 +77,7 @@ class Inputs:
     def catalog(self, image: str | None = None) -> Catalog:
         """The workspace's catalog with the overlays; it must have `image` when one is named."""
         from kbuild.errors import unknown
-        from kbuild.model.catalog import load_catalog
+        from kbuild.model.workspace import load_catalog
 
         loaded = load_catalog(self.workspace, self.overlays)
         if image is not None and image not in loaded.images:

@@ -15,7 +15,7 @@ from typing import Any
 
 from kbuild.compile.render import build_args, render
 from kbuild.compile.select import Request, Selection, select
-from kbuild.model import schemas as B
+from kbuild.lang.values import Struct
 from kbuild.model.catalog import BLOCKS, Catalog, ContextFile, Image, Origin
 
 # The order fields are shown in: an image's own fields, then per-key fields by their field.
@@ -134,7 +134,7 @@ def _show(value: Any) -> str:
 
 def plain(value: Any) -> Any:
     """A value as JSON has it: helper structs as dicts of their fields."""
-    if isinstance(value, (B.Struct, ContextFile)):
+    if isinstance(value, (Struct, ContextFile)):
         return {
             "kind": getattr(value, "kind", "file"),
             **{f.name: plain(getattr(value, f.name)) for f in fields(value)},

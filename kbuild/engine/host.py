@@ -11,7 +11,7 @@ from kbuild.compile.pipeline import Compiled, compile_catalog
 from kbuild.compile.select import SelectOptions
 from kbuild.engine.files import roots_dir
 from kbuild.engine.roots import host_mirror
-from kbuild.model.catalog import load_catalog
+from kbuild.model.workspace import load_catalog
 
 NOTHING = SelectOptions()
 

@@ -3,7 +3,6 @@ digests of the debootstrap tarballs, as new lock entries."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -13,7 +12,6 @@ from kbuild.compile.pipeline import Compiled
 from kbuild.engine.files import roots_dir
 from kbuild.engine.roots import tarball_digest
 from kbuild.errors import KbuildError
-from kbuild.model.catalog import WORKSPACE_DIRS
 
 
 def read_lock_entries(compiled: Compiled, build_dir: Path, moving: set[str]) -> dict[str, LockEntry]:
@@ -64,14 +62,3 @@ def _root_digests(compiled: Compiled, rootfs: str) -> dict[str, str]:
         )
         for p in request.platforms
     }
-
-
-def recipes_digest(root: Path) -> str:
-    """A hash of every file the workspace's images are made from."""
-    digest = hashlib.sha256()
-    for directory in WORKSPACE_DIRS:
-        for path in sorted((root / directory).rglob("*")):
-            if path.is_file():
-                digest.update(f"{path.relative_to(root)}\0".encode())
-                digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return "sha256:" + digest.hexdigest()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -167,3 +168,15 @@ def _unclosed_bracket(text: str) -> Token | None:
 def _literal(name: str) -> str:
     # lark names anonymous keyword terminals by their text in upper case: "ELSE" -> 'else'
     return f"'{name.lower()}'" if name.isalpha() else name
+
+
+def string_value(token: Token) -> str:
+    """The value of a STRING token: its text without the quotes, escapes decoded."""
+    text = str(token)
+    quote = text[:3] if text[:3] in ('"""', "'''") else text[0]
+    body = text[len(quote) : -len(quote)]
+    if "\\" not in body:
+        return body
+    with warnings.catch_warnings():  # an unknown escape such as `\}` stays as written, like Python's
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return body.encode("latin-1", "backslashreplace").decode("unicode_escape")

@@ -1,7 +1,8 @@
 """Stage 3: declarations -> a typed, immutable catalog, checked as a whole.
 
-The main tree's declarations come first, then each overlay's (kbuild.overlay); an image is made by
-its image() call and then changed by every override() of it, in evaluation order, each change
+The catalog's types and the checks of declarations; kbuild.model.workspace assembles a catalog: the
+main tree's declarations come first, then each overlay's; an image is made by its image() call and
+then changed by every override() of it (kbuild.model.overlay), in evaluation order, each change
 recorded with where it was written (`Image.origins`).
 
 Every problem found is reported at once: duplicate names (both places), unknown parents, families,
@@ -12,15 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from kbuild.errors import KbuildError, KbuildErrors, Location, did_you_mean
-from kbuild.lang.interpreter import Declaration, Evaluator
-from kbuild.model import schemas as B
+from kbuild.errors import KbuildError, Location, did_you_mean
+from kbuild.model import schemas
+from kbuild.model.declare import Declaration
 
 # The directories of a workspace whose .kb files are evaluated, in this order.
 WORKSPACE_DIRS = ("distros", "platforms", "BUILD", "recipes")
@@ -42,7 +43,7 @@ class Distro:
     name: str
     family: str
     releases: tuple[str, ...]
-    roots: Mapping[str, B.Debootstrap | B.Upstream]  # release -> root
+    roots: Mapping[str, schemas.Debootstrap | schemas.Upstream]  # release -> root
     repositories: tuple[str, ...]
     location: Location
 
@@ -87,19 +88,19 @@ class Image:
     parent: str | None
     packages: Mapping[str, tuple[str, ...]]
     binary: Mapping[str, tuple[str, ...]]
-    source: B.Pip | None
+    source: schemas.Pip | None
     files: Mapping[str, ContextFile]  # name in the build context (flat, unique) -> file
     blocks: Mapping[str, tuple[str, ...]]
     env: Mapping[str, str]
     labels: Mapping[str, str]
-    user: B.User | None
+    user: schemas.User | None
     description: str
     directory: str  # workspace-relative directory of the recipe that declared it
     location: Location
     via: tuple[Location, ...] = ()
     disabled: tuple[str, ...] = ()  # distros and platforms it is not built for (nor its descendants)
     # field key (`parent`, `packages[deb]`, `blocks[footer]`...) -> its making, recipe first
-    origins: Mapping[str, tuple[Origin, ...]] = field(default_factory=lambda: B.EMPTY)
+    origins: Mapping[str, tuple[Origin, ...]] = field(default_factory=lambda: schemas.EMPTY)
 
     def origin(self, key: str) -> Origin | None:
         """The last step that set a field, if any did."""
@@ -163,101 +164,7 @@ class Catalog:
         return {name: tuple(kids) for name, kids in out.items()}
 
 
-def workspace_files(root: Path) -> list[str]:
-    """The .kb files of a workspace, workspace-relative, in evaluation order."""
-    files: list[str] = []
-    for directory in WORKSPACE_DIRS:
-        files += sorted(p.relative_to(root).as_posix() for p in (root / directory).rglob("*.kb"))
-    return files
-
-
-def evaluate_workspace(root: Path, overlays: Sequence[Path] = ()) -> list[Declaration]:
-    """The declarations of the main tree, then those of each overlay: the settings' overlays,
-    then `overlays` (command-line paths), each tagged with its overlay."""
-    if not (root / "recipes").is_dir():
-        raise KbuildError(
-            f"{root} is not a kbuild workspace: it has no recipes/ directory",
-            hint="run kbuild from the workspace root or pass --workspace DIR",
-        )
-    evaluator = Evaluator(root)
-    for path in workspace_files(root):
-        evaluator.evaluate_file(path)
-    declarations = list(evaluator.declarations)
-    settings = next((d for d in declarations if d.kind == "settings"), None)
-    from kbuild.model import overlay as O  # it builds on this module's model
-
-    for layer in O.find_overlays(root, WORKSPACE_DIRS, settings, overlays):
-        start = len(evaluator.declarations)
-        for path in layer.files:
-            evaluator.evaluate_file(path)
-        declarations += [replace(d, overlay=layer.shown) for d in evaluator.declarations[start:]]
-    return declarations
-
-
-def load_catalog(root: Path, overlays: Sequence[Path] = ()) -> Catalog:
-    return build_catalog(root, evaluate_workspace(root, overlays))
-
-
-def build_catalog(root: Path, declarations: Iterable[Declaration]) -> Catalog:
-    from kbuild.model.overlay import apply_overrides, settings_in_overlay  # it builds on this module's model
-
-    declarations = list(declarations)
-    errors: list[KbuildError] = []
-    by_kind: dict[str, dict[str, Declaration]] = {kind: {} for kind in B.SCHEMAS}
-    settings_decl: Declaration | None = None
-    overrides: list[Declaration] = []
-    for decl in declarations:
-        if decl.kind == "override":
-            overrides.append(decl)
-            continue
-        if decl.kind == "settings" and decl.overlay is not None:
-            errors.append(settings_in_overlay(decl))
-            continue
-        if decl.kind == "settings":
-            if settings_decl is not None:
-                errors.append(_duplicate("settings()", decl, settings_decl))
-            settings_decl = decl
-            continue
-        seen = by_kind[decl.kind]
-        if decl.name in seen:
-            errors.append(_duplicate(f"{decl.kind} '{decl.name}'", decl, seen[decl.name]))
-        else:
-            seen[decl.name] = decl
-
-    families = {n: _family(d) for n, d in by_kind["family"].items()}
-    distros = {n: _distro(d, families, errors) for n, d in by_kind["distro"].items()}
-    platforms = {n: Platform(n, d.args["arch"], d.location) for n, d in by_kind["platform"].items()}
-    for platform in platforms.values():
-        for family in platform.arch:
-            check_family(family, families, platform.location, errors)
-    names = Names(families, distros, platforms, by_kind["image"])
-    drafts = {n: ImageDraft.declare(root, d, names, errors) for n, d in by_kind["image"].items()}
-    apply_overrides(root, drafts, overrides, names, errors)
-    images = {n: draft.freeze() for n, draft in drafts.items()}
-    ordered = _topological(images, errors)
-    profiles = {
-        n: Profile(n, d.args["images"], d.args["description"], d.location)
-        for n, d in by_kind["profile"].items()
-    }
-    for profile in profiles.values():
-        _check_profile(profile, images, errors)
-    settings = _settings(settings_decl, distros, platforms, errors)
-    if errors:
-        raise errors[0] if len(errors) == 1 else KbuildErrors(errors)
-    shown = dict.fromkeys(d.overlay for d in declarations if d.overlay is not None)
-    return Catalog(
-        root=root,
-        families=MappingProxyType(families),
-        distros=MappingProxyType(distros),
-        platforms=MappingProxyType(platforms),
-        images=MappingProxyType({name: images[name] for name in ordered}),
-        profiles=MappingProxyType(profiles),
-        settings=settings,
-        overlays=tuple(shown),
-    )
-
-
-def _duplicate(what: str, decl: Declaration, first: Declaration) -> KbuildError:
+def duplicate(what: str, decl: Declaration, first: Declaration) -> KbuildError:
     return KbuildError(
         f"{what} is declared twice",
         decl.location,
@@ -266,14 +173,14 @@ def _duplicate(what: str, decl: Declaration, first: Declaration) -> KbuildError:
     )
 
 
-def _family(decl: Declaration) -> Family:
+def family_of(decl: Declaration) -> Family:
     a = decl.args
     return Family(
         a["name"], a["install"], a["clean"], a["add_user"], a["pin"], a["list_installed"], decl.location
     )
 
 
-def _distro(decl: Declaration, families: Mapping[str, Family], errors: list[KbuildError]) -> Distro:
+def distro_of(decl: Declaration, families: Mapping[str, Family], errors: list[KbuildError]) -> Distro:
     a = decl.args
     check_family(a["family"], families, decl.where("family", a["family"]), errors)
     root = a["root"]
@@ -324,12 +231,12 @@ class ImageDraft:
     parent: str | None = None
     packages: dict[str, list[str]] = field(default_factory=dict)
     binary: dict[str, list[str]] = field(default_factory=dict)
-    source: B.Pip | None = None
+    source: schemas.Pip | None = None
     files: dict[str, tuple[str, ContextFile]] = field(default_factory=dict)  # destination -> (name, file)
     blocks: dict[str, list[str]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
-    user: B.User | None = None
+    user: schemas.User | None = None
     description: str = ""
     disabled: list[str] = field(default_factory=list)
     origins: dict[str, list[Origin]] = field(default_factory=dict)
@@ -486,7 +393,7 @@ def context_file(
 
 
 def check_source(
-    root: Path, image: str, source: B.Pip, names: Names, decl: Declaration, errors: list[KbuildError]
+    root: Path, image: str, source: schemas.Pip, names: Names, decl: Declaration, errors: list[KbuildError]
 ) -> bool:
     """A source install's families exist, and its local archive is there and is what its
     checksum says, before anything is built."""
@@ -515,7 +422,7 @@ def check_source(
     return ok
 
 
-def _topological(images: Mapping[str, Image], errors: list[KbuildError]) -> list[str]:
+def topological(images: Mapping[str, Image], errors: list[KbuildError]) -> list[str]:
     """Images parents first, names sorted within a generation; reports every cycle once."""
     order: list[str] = []
     state: dict[str, int] = {}  # 1 visiting, 2 done
@@ -555,7 +462,7 @@ def _parent_location(image: Image) -> Location:
     return origin.location if origin and origin.action != "declared" else image.location
 
 
-def _check_profile(profile: Profile, images: Mapping[str, Image], errors: list[KbuildError]) -> None:
+def check_profile(profile: Profile, images: Mapping[str, Image], errors: list[KbuildError]) -> None:
     for pattern in profile.images:
         try:
             regex = re.compile(pattern)
@@ -576,13 +483,13 @@ def _check_profile(profile: Profile, images: Mapping[str, Image], errors: list[K
             )
 
 
-def _settings(
+def settings_of(
     decl: Declaration | None,
     distros: Mapping[str, Distro],
     platforms: Mapping[str, Platform],
     errors: list[KbuildError],
 ) -> Settings:
-    schema = B.SCHEMAS["settings"]
+    schema = schemas.SCHEMAS["settings"]
     args = decl.args if decl else {name: p.default for name, p in schema.params.items()}
     location = decl.location if decl else None
     settings = Settings(**args, location=location)

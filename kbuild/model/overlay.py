@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from kbuild.errors import KbuildError, KbuildErrors, Location, did_you_mean
-from kbuild.lang.interpreter import Declaration
-from kbuild.model import schemas as B
 from kbuild.model.catalog import (
     ImageDraft,
     Names,
@@ -29,6 +27,8 @@ from kbuild.model.catalog import (
     context_file,
     context_name,
 )
+from kbuild.model.declare import Declaration
+from kbuild.model.schemas import UNCHANGED
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ class _Override:
 
     def apply(self) -> None:
         args = self.decl.args
-        if args["parent"] is not B.UNCHANGED and (
+        if args["parent"] is not UNCHANGED and (
             args["parent"] is None
             or check_parent(
                 self.draft.name, args["parent"], self.names, self._at("parent", args["parent"]), self.errors
@@ -158,12 +158,12 @@ class _Override:
         for arg in ("env", "labels"):
             for key, value in args[arg].items():
                 self._keyed(arg, key, arg, "set", value, value)
-        if args["user"] is not B.UNCHANGED:
+        if args["user"] is not UNCHANGED:
             self._set("user", args["user"])
         for src, destination in args["files"].items():
             self._file(src, destination)
         source = args["source"]
-        if source is not B.UNCHANGED and (
+        if source is not UNCHANGED and (
             source is None
             or check_source(self.root, self.draft.name, source, self.names, self.decl, self.errors)
         ):

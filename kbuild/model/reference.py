@@ -1,6 +1,6 @@
 """The language reference of the README, made from the builtin schemas so the two never drift.
 
-.venv/bin/python -m kbuild.reference   # prints the markdown
+.venv/bin/python -m kbuild.model.reference   # prints the markdown
 """
 
 from __future__ import annotations

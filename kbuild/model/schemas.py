@@ -2,19 +2,20 @@
 
 A schema names every argument, its type and its default. Checking an argument returns it in
 canonical, immutable form (tuples and read-only mappings), so what a recipe declared cannot change
-afterwards and keyword order never matters.
+afterwards and keyword order never matters. The helper values (user(), pip()...) are structs of
+the recipe language.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-REQUIRED: Any = object()
+from kbuild.lang.values import REQUIRED, Struct, type_name
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -30,21 +31,6 @@ UNCHANGED: Any = _Unchanged()
 
 # Where a source install's local archive is copied, and installed from.
 SOURCE_ARCHIVES = "/var/lib/kbuild/src"
-
-
-def type_name(value: Any) -> str:
-    """How the recipe language names the type of a value."""
-    if value is None:
-        return "None"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, Struct):
-        return value.kind
-    names = {str: "string", int: "int", list: "list", tuple: "tuple", dict: "dict"}
-    for python_type, name in names.items():
-        if isinstance(value, python_type):
-            return name
-    return getattr(value, "kind", type(value).__name__)
 
 
 class SchemaTypeError(Exception):
@@ -84,7 +70,6 @@ def _scalar(name: str, python_type: type) -> Type:
 
 STR = _scalar("a string", str)
 INT = _scalar("an int", int)
-BOOL = _scalar("a bool", bool)
 
 
 def list_of(item: Type) -> Type:
@@ -177,17 +162,6 @@ STR_DICT = dict_of(STR, STR)
 # --- helper values ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Struct:
-    """A value made by a helper such as user() or pip(); immutable and comparable."""
-
-    kind = "struct"
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{f.name} = {getattr(self, f.name)!r}" for f in fields(self))
-        return f"{self.kind}({args})"
-
-
 @dataclass(frozen=True, repr=False)
 class User(Struct):
     kind = "user"
@@ -231,10 +205,6 @@ class Debootstrap(Struct):
 class Upstream(Struct):
     kind = "upstream"
     ref: str
-
-    @property
-    def digest(self) -> str | None:
-        return self.ref.partition("@")[2] or None
 
 
 ROOT = struct(Debootstrap, Upstream)
