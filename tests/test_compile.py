@@ -110,7 +110,10 @@ def test_context_files_are_copied_with_their_mode(tmp_path):
     assert script.stat().st_mode & 0o111
     # The Dockerfile is kept out of the context, where a context file could stand in for it.
     assert not (Path(target["context"]) / "Dockerfile").exists()
-    assert "COPY extend_start.sh /usr/local/lib/kolla/extend_start.d/50-keystone.sh" in Path(target["dockerfile"]).read_text()
+    assert (
+        "COPY extend_start.sh /usr/local/lib/kolla/extend_start.d/50-keystone.sh"
+        in Path(target["dockerfile"]).read_text()
+    )
 
 
 def test_bake_escapes_interpolation_everywhere():

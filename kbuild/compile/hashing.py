@@ -62,6 +62,10 @@ def _file_digest(path: Path, _mtime_ns: int, _size: int) -> str:
     return f"{executable}sha256:{digest}"
 
 
+# Bump when the way a tarball is made changes its bytes.
+ROOTFS_FORMAT = "2"
+
+
 def rootfs_key(root: Debootstrap, mirror: str, release: str, arch: str, epoch: int) -> str:
     """What a debootstrap tarball is made from: part of the root's content hash and the key of
     its cache directory. `mirror` is the root's own or, without one, the host's."""

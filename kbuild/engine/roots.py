@@ -176,7 +176,10 @@ def ensure_rootfs(
                 shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
         partial = Path(scratch) / "rootfs.tar.gz"
         tar = (
+            # pax (for the capability xattrs) without the atime/ctime headers debootstrap's run
+            # leaves: the same bytes on every machine from the same packages.
             f"tar --sort=name --mtime=@{epoch} --clamp-mtime --owner=0 --group=0 --numeric-owner "
+            "--format=posix --pax-option=delete=atime,delete=ctime "
             f"--xattrs --xattrs-include='security.capability' -C {target} -cf - . | gzip -n > {partial}"
         )
         subprocess.run(["bash", "-o", "pipefail", "-c", tar], check=True, env={**os.environ, "GZIP": ""})
