@@ -162,14 +162,14 @@ def test_lock_pins_and_refuses_stale_or_missing_locks(workspace, namespace, tmp_
     assert kbuild("lock", "-p", "ci", *common, cwd=workspace).returncode == 0
     assert lock.read_bytes() == first
 
-    entries = yaml.safe_load(first)["variants"]["debian-bookworm-binary"]
+    entries = yaml.safe_load(first)["variants"]["debian-trixie-binary"]
     memcached_version = next(
         line.split("=", 1)[1]
         for line in entries["memcached"]["packages"]["linux/amd64"]
         if line.startswith("memcached=")
     )
     assert any(line.startswith("tini=") for line in entries["base"]["packages"]["linux/amd64"])
-    assert entries["debian-bookworm-root"]["digests"]["linux/amd64"].startswith("sha256:")
+    assert entries["debian-trixie-root"]["digests"]["linux/amd64"].startswith("sha256:")
 
     recipe = workspace / "recipes" / "memcached" / "memcached.kb"
     recipe.write_text(
@@ -177,19 +177,18 @@ def test_lock_pins_and_refuses_stale_or_missing_locks(workspace, namespace, tmp_
     )
     stale = kbuild("bake", "-p", "ci", "--locked", *common, cwd=workspace)
     assert stale.returncode == 2
-    assert "stale for debian-bookworm-binary: memcached" in stale.stderr
+    assert "stale for debian-trixie-binary: memcached" in stale.stderr
     assert "lock --update memcached" in stale.stderr
 
     assert kbuild("lock", "--update", "memcached", "-p", "ci", *common, cwd=workspace).returncode == 0
-    moved = yaml.safe_load(lock.read_bytes())["variants"]["debian-bookworm-binary"]
+    moved = yaml.safe_load(lock.read_bytes())["variants"]["debian-trixie-binary"]
     assert moved["base"] == entries["base"]  # only what was asked moved
     assert any(line.startswith("netcat-openbsd=") for line in moved["memcached"]["packages"]["linux/amd64"])
 
     built = kbuild("bake", "-p", "ci", "--locked", "--push", *common, cwd=workspace)
     assert built.returncode == 0, built.stderr
-    dockerfile = (
-        Path(build_dir) / "contexts" / "debian-bookworm-binary" / "memcached" / "Dockerfile"
-    ).read_text()
+    bake_file = json.loads((Path(build_dir) / "docker-bake.json").read_text())
+    dockerfile = Path(bake_file["target"]["memcached"]["dockerfile"]).read_text()
     assert f"memcached={memcached_version}" in dockerfile
     image = json.loads((Path(build_dir) / "kbuild-manifest.json").read_text())["images"]["memcached"][
         "pinned"

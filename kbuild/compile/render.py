@@ -270,7 +270,8 @@ def _pip_install(
     """Install into the venv. Unlocked, pip resolves and reports what it chose; locked, it installs
     exactly the locked requirements, each checked against its recorded sha256."""
     venv = shlex.quote(source.venv)
-    steps = [f"(test -d {venv} || python3 -m venv {venv})", f"mkdir -p {PIP_REPORTS}"]
+    # A venv without pip (base's /var/lib/kolla/venv is one) is made whole, one with pip kept.
+    steps = [f"(test -x {venv}/bin/pip || python3 -m venv {venv})", f"mkdir -p {PIP_REPORTS}"]
     report = f"--report {PIP_REPORTS}/{image}.json"
     if pinned:
         common, own = _split_by_arch(pinned, arches)
