@@ -127,8 +127,9 @@ def bake(
             detail = f"  {entry['error']}" if entry.get("error") else ""
             seconds = f"{entry['seconds']:>7.1f} s" if "seconds" in entry else " " * 9
             tell(f"[{colour}]{status:<12}[/] {entry['name']:<24} {seconds}{detail}")
-    for entry in report.get("disabled", ()):
-        tell(f"[yellow]{'disabled':<12}[/] {entry['name']:<24} {entry['reason']}")
+    for status in ("disabled", "unbuildable"):
+        for entry in report[status]:
+            tell(f"[yellow]{status:<12}[/] {entry['name']:<24} {entry['reason']}")
     tell(f"manifest: {build_dir / 'kbuild-manifest.json'} (and .yml); summary: {build_dir / 'summary.json'}")
     if report["failed"] or report["parent_error"]:
         raise typer.Exit(1)

@@ -44,9 +44,11 @@ def summary(
         if error:
             entry["error"] = error
         result[status].append(entry)
-    selected = set(compiled.selection.images) | set(compiled.selection.excluded)
+    selection = compiled.selection
+    selected = set(selection.images) | set(selection.excluded) | set(selection.unbuildable)
     result["unmatched"] = [{"name": n} for n in compiled.catalog.images if n not in selected]
-    result["disabled"] = [{"name": n, "reason": why} for n, why in compiled.selection.excluded.items()]
+    result["disabled"] = [{"name": n, "reason": why} for n, why in selection.excluded.items()]
+    result["unbuildable"] = [{"name": n, "reason": why} for n, why in selection.unbuildable.items()]
     return {
         "variant": compiled.request.variant,
         "platforms": list(compiled.request.platforms),
