@@ -54,3 +54,16 @@ def test_an_unbuildable_entry_names_a_known_distro(workspace_factory: MakeWorksp
     assert "unknown distro 'debain'" in result.stderr
     assert "recipes/x/x.kb:1:51" in result.stderr
     assert "did you mean 'debian'?" in result.stderr
+
+
+def test_an_image_clean_up_runs_in_its_install_layer(workspace_factory: MakeWorkspace) -> None:
+    workspace = workspace_factory(
+        {
+            "recipes/x/x.kb": 'image(name = "x", parent = "base", packages = {"deb": ["mariadb-server"]}, '
+            'clean = ["rm -rf /var/lib/mysql/*"])\n'
+        }
+    )
+    result = run_kbuild("render", "x", "-C", workspace)
+    assert result.returncode == 0, result.stderr
+    install = next(block for block in result.stdout.split("\nRUN ") if "apt-get install" in block)
+    assert install.rstrip().endswith("&& rm -rf /var/lib/mysql/*")

@@ -100,6 +100,7 @@ class Image:
     via: tuple[Location, ...] = ()
     disabled: tuple[str, ...] = ()  # distros and platforms it is not built for (nor its descendants)
     unbuildable: Mapping[str, str] = field(default_factory=lambda: schemas.EMPTY)  # distro -> why
+    clean: tuple[str, ...] = ()  # run after the install, in its layer
     # field key (`parent`, `packages[deb]`, `blocks[footer]`...) -> its making, recipe first
     origins: Mapping[str, tuple[Origin, ...]] = field(default_factory=lambda: schemas.EMPTY)
 
@@ -241,6 +242,7 @@ class ImageDraft:
     description: str = ""
     disabled: list[str] = field(default_factory=list)
     unbuildable: dict[str, str] = field(default_factory=dict)
+    clean: tuple[str, ...] = ()
     origins: dict[str, list[Origin]] = field(default_factory=dict)
 
     def record(self, key: str, origin: Origin) -> None:
@@ -283,6 +285,7 @@ class ImageDraft:
                 getattr(draft, arg)[key] = value
                 declared(f"{arg}[{key}]", arg, value, key)
         draft.user = a["user"]
+        draft.clean = a["clean"]
         for distro, why in a["unbuildable"].items():
             if distro not in names.distros:
                 errors.append(unknown("distro", distro, names.distros, decl.where("unbuildable", distro)))
@@ -318,6 +321,7 @@ class ImageDraft:
             via=self.via,
             disabled=tuple(self.disabled),
             unbuildable=MappingProxyType(dict(self.unbuildable)),
+            clean=self.clean,
             origins=MappingProxyType({key: tuple(chain) for key, chain in self.origins.items()}),
         )
 

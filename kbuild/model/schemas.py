@@ -308,6 +308,11 @@ SCHEMAS: Mapping[str, Schema] = MappingProxyType(
                 unbuildable=Param(
                     STR_DICT, EMPTY, "distro -> why the image cannot be built there (it and its descendants)"
                 ),
+                clean=Param(
+                    STRINGS,
+                    (),
+                    "shell commands run after the install, in its layer (what its packages leave)",
+                ),
             ),
             _schema(
                 "profile",
