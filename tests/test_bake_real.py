@@ -162,3 +162,12 @@ def test_a_failing_image_does_not_stop_its_siblings(tmp_path, namespace):
     assert namespace in (build_dir / "logs" / "sibling.log").read_text()
     manifest = json.loads((build_dir / "kbuild-manifest.json").read_text())
     assert set(manifest["images"]) == {"base", "sibling"}
+
+
+def test_the_ci_profile_rebuilds_to_the_digests_kbuild_lock_recorded(tmp_path: Path) -> None:
+    """Cross-machine reproducibility: CI, on a new machine every time, rebuilds the repository's
+    locked `ci` selection without any cache and must get the digests another machine recorded."""
+    result = kbuild("verify", "--against-lock", "-p", "ci", "--build-dir", str(tmp_path / "verify"))
+    assert result.returncode == 0, result.stderr
+    for image in ("base", "memcached"):
+        assert f"as locked {image} linux/amd64 sha256:" in result.stderr, result.stderr

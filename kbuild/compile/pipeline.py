@@ -201,6 +201,16 @@ def merge_lock(
             pins = ImagePins(
                 {**previous.pins.packages, **entry.pins.packages}, {**previous.pins.pip, **entry.pins.pip}
             )
-            entry = LockEntry(entry.inputs, pins, {**previous.digests, **entry.digests})
+            images = {**previous.images, **entry.images}
+            entry = LockEntry(entry.inputs, pins, {**previous.digests, **entry.digests}, images)
         current[name] = entry
     return Lock(epoch, recipes, variants)
+
+
+def with_image_digests(lock: Lock, variant: str, digests: Mapping[str, Mapping[str, str]]) -> Lock:
+    """The lock with what its locked build gave (image -> platform -> manifest digest) recorded."""
+    variants = {name: dict(entries) for name, entries in lock.variants.items()}
+    for name, images in digests.items():
+        entry = variants[variant][name]
+        variants[variant][name] = replace(entry, images={**entry.images, **images})
+    return Lock(lock.source_date_epoch, lock.recipes, variants)

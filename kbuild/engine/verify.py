@@ -89,3 +89,46 @@ def verify_images(
             differing += 1
             say(f"[red]differs[/] {name}\n{report.render()}")
     return differing
+
+
+def verify_against_lock(
+    catalog: Catalog,
+    options: SelectOptions,
+    build_dir: Path,
+    run: RunOptions,
+    say: Callable[[str], None],
+    lock: Lock,
+) -> int:
+    """Rebuild the locked selection without any cache and compare every image's per-platform
+    digests with those kbuild.lock recorded: bit-for-bit reproducible on this machine too.
+    Returns how many images differ, failed, or have no recorded digest."""
+    from kbuild.engine.locking import BuildFailed, archive_digests, bake
+
+    bake_options = BakeOptions(roots_dir=roots_dir(), no_cache=True)
+    compiled = compile_catalog(
+        catalog, options, build_dir, host_mirror, lock=lock, locked=True, bake_options=bake_options
+    )
+    entries = lock.entries(compiled.request.variant)
+    say(f"rebuilding {len(compiled.selection.images)} locked image(s) without cache")
+    try:
+        bake(compiled, build_dir, "docker-bake.json", run, say, lock)
+    except BuildFailed as failure:
+        say(f"[red]the rebuild failed[/]: {', '.join(failure.names)} (logs: {build_dir / 'logs'})")
+        return len(failure.names)
+    differing = 0
+    for name in compiled.selection.images:
+        expected = entries[name].images
+        got = archive_digests(compiled, build_dir, name)
+        wrong = {p: d for p, d in got.items() if expected.get(p) != d}
+        if not expected:
+            differing += 1
+            say(f"[red]no digest in kbuild.lock[/] for {name}: make it with `kbuild lock --update {name}`")
+        elif wrong:
+            differing += 1
+            for platform, digest in sorted(wrong.items()):
+                say(
+                    f"[red]differs[/] {name} {platform}: kbuild.lock has {expected.get(platform)}, rebuilt {digest}"
+                )
+        else:
+            say(f"[green]as locked[/] {name} {', '.join(f'{p} {d}' for p, d in sorted(got.items()))}")
+    return differing
