@@ -6,6 +6,7 @@ store, QEMU binfmt, debootstrap, a registry on 127.0.0.1:5000); `scripts/test` r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -89,6 +90,29 @@ def test_ci_profile_multi_arch_is_bit_for_bit_reproducible(tmp_path, namespace):
         assert docker_run(memcached, "id", "-u", platform=platform).strip() == "42457"
     yaml_form = (build_dir / "kbuild-manifest.yml").read_text()
     assert manifest["images"]["memcached"]["digest"] in yaml_form
+    assert manifest["manifest"] == 1
+
+    # An SBOM per image and platform, an OCI artifact about the image's index, found by its tag.
+    for name, image in manifest["images"].items():
+        sbom_ref = image["sbom"]["ref"]
+        artifact, artifact_digest = registry_manifest(
+            f"{namespace}/{name}", "kbuild-sbom-" + image["hash"][7:]
+        )
+        assert sbom_ref.endswith("@" + artifact_digest)
+        assert artifact["artifactType"] == "application/spdx+json"
+        assert artifact["subject"]["digest"] == image["digest"]  # the image's own digest is unchanged
+        assert len(artifact["layers"]) == 2
+        for layer in artifact["layers"]:
+            url = f"http://{REGISTRY}/v2/{namespace}/{name}/blobs/{layer['digest']}"
+            with urllib.request.urlopen(url, timeout=30) as response:
+                document = json.loads(response.read())
+            assert document["spdxVersion"] == "SPDX-2.3"
+            listed = {(p["name"], p["versionInfo"]) for p in document["packages"]}
+            assert ("tini" if name == "base" else "memcached") in {n for n, _ in listed}
+            assert (
+                f"sha256:{hashlib.sha256(json.dumps(document, indent=2).encode() + b'\n').hexdigest()}"
+                in (image["sbom"]["documents"].values())
+            )
 
     verify = kbuild(
         "verify", "base", "memcached", "--platform", platforms, "--namespace", namespace,

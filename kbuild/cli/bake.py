@@ -96,6 +96,7 @@ def bake(
     from kbuild.engine.publish import publish
     from kbuild.engine.results import write_results
     from kbuild.engine.roots import host_mirror, prepare_roots
+    from kbuild.engine.sbom import publish_sboms
 
     with exclusive(build_dir):
         tell = say(progress)
@@ -108,7 +109,7 @@ def bake(
             lock=lock,
             locked=locked,
             find=None if no_cache else registry_finder if push else local_finder,
-            bake_options=BakeOptions(roots_dir=roots_dir(), cache=cache, no_cache=no_cache),
+            bake_options=BakeOptions(roots_dir=roots_dir(), cache=cache, no_cache=no_cache, sbom=True),
         )
         request = compiled.request
         tell(
@@ -120,7 +121,8 @@ def bake(
         write_build_dir(compiled, build_dir, bake_path)
         outcomes = run_bake(compiled, bake_path, RunOptions(builder, progress.value, retries), tell)
         published = publish(compiled, outcomes, build_dir, push, tell)
-        report, _ = write_results(compiled, outcomes, published, build_dir, push)
+        sboms = publish_sboms(compiled, published, build_dir, push, tell)
+        report, _ = write_results(compiled, outcomes, published, build_dir, push, sboms)
     colours = {"built": "green", "cached": "cyan", "failed": "red", "parent_error": "red"}
     for status, colour in colours.items():
         for entry in report[status]:

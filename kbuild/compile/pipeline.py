@@ -100,6 +100,13 @@ def _finish(
 ) -> Compiled:
     hashes = content_hashes(rendered, front.extra)
     plan = make_plan(rendered, hashes, find(front.request) if find else None)
+    if bake_options.sbom:  # a probe on every image that is built, for its SBOM
+        family = front.catalog.families[front.catalog.distros[front.request.distro].family]
+        built = [name for name in plan.to_bake if name in front.selection.images]
+        rendered = add_probes(rendered, family, only=built)
+        hashes = content_hashes(rendered, front.extra)
+        probes = tuple(t.name for t in rendered.targets if t.probe)
+        plan = replace(plan, hashes=hashes, to_bake=plan.to_bake + probes)
     bake = bake_file(rendered, front.selection, plan, build_dir, bake_options)
     return Compiled(
         front.catalog, front.request, front.selection, rendered, front.inputs, plan, bake, front.mirror

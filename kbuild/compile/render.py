@@ -136,11 +136,14 @@ def _render_image(
     return RenderedImage(image.name, _tidy(text), files, parent, parent_ref, image=image, labels=labels)
 
 
-def add_probes(rendered: Rendered, family: Family) -> Rendered:
-    """One probe per image and root: a target on top of it whose only output is what it has
-    installed (the family's list) and what its own pip install resolved to."""
+def add_probes(rendered: Rendered, family: Family, only: Iterable[str] | None = None) -> Rendered:
+    """One probe per image and root (or those `only` names): a target on top of it whose only
+    output is what it has installed (the family's list) and what its own pip install resolved to."""
     probes = []
+    chosen = None if only is None else set(only)
     for item in rendered.targets:
+        if chosen is not None and item.name not in chosen:
+            continue
         dockerfile = (
             f"# What {item.name} has installed, for kbuild.lock.\n"
             f"FROM {item.name}\nUSER root\n"
