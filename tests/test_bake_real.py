@@ -105,7 +105,8 @@ def test_ci_profile_multi_arch_is_bit_for_bit_reproducible(tmp_path, namespace):
         for layer in artifact["layers"]:
             url = f"http://{REGISTRY}/v2/{namespace}/{name}/blobs/{layer['digest']}"
             with urllib.request.urlopen(url, timeout=30) as response:
-                document = json.loads(response.read())
+                data = response.read()
+            document = json.loads(data)
             assert document["spdxVersion"] == "SPDX-2.3"
             listed = {(p["name"], p["versionInfo"]) for p in document["packages"]}
             assert ("tini" if name == "base" else "memcached") in {n for n, _ in listed}
