@@ -110,10 +110,7 @@ def test_ci_profile_multi_arch_is_bit_for_bit_reproducible(tmp_path, namespace):
             assert document["spdxVersion"] == "SPDX-2.3"
             listed = {(p["name"], p["versionInfo"]) for p in document["packages"]}
             assert ("tini" if name == "base" else "memcached") in {n for n, _ in listed}
-            assert (
-                f"sha256:{hashlib.sha256(json.dumps(document, indent=2).encode() + b'\n').hexdigest()}"
-                in (image["sbom"]["documents"].values())
-            )
+            assert "sha256:" + hashlib.sha256(data).hexdigest() in image["sbom"]["documents"].values()
 
     verify = kbuild(
         "verify", "base", "memcached", "--platform", platforms, "--namespace", namespace,
