@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -156,9 +157,9 @@ def publish_sboms(
     published with it."""
     built = {name for name, item in published.items() if item.status == "built"}
     probed = read_probes(compiled, build_dir, built)
-    request = compiled.request
-    out: dict[str, dict[str, Any]] = {}
-    for name, item in published.items():
+
+    def one(name: str) -> tuple[str, dict[str, Any] | None]:
+        item, request = published[name], compiled.request
         repo = repository(request, name).partition("/")[2]
         try:
             if item.status == "built":
@@ -167,16 +168,16 @@ def publish_sboms(
                     "documents": {p: "sha256:" + hashlib.sha256(d).hexdigest() for p, d in documents.items()}
                 }
                 if push:
-                    entry["ref"] = (
-                        f"{request.registry}/{repo}@{push_documents(compiled, name, item.digest, documents)}"
-                    )
-                out[name] = entry
-            elif item.status == "cached" and push:
-                digest = registry.manifest_digest(
-                    request.registry, repo, sbom_tag(compiled.plan.hashes[name])
-                )
-                if digest:
-                    out[name] = {"ref": f"{request.registry}/{repo}@{digest}"}
+                    digest = push_documents(compiled, name, item.digest, documents)
+                    entry["ref"] = f"{request.registry}/{repo}@{digest}"
+                return name, entry
+            if item.status == "cached" and push:
+                found = registry.manifest_digest(request.registry, repo, sbom_tag(compiled.plan.hashes[name]))
+                return name, {"ref": f"{request.registry}/{repo}@{found}"} if found else None
         except (OSError, KbuildError) as error:  # the image is published; say what is missing
             say(f"[yellow]no SBOM for {name}:[/] {error}")
-    return out
+        return name, None
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(one, published))
+    return {name: entry for name, entry in results if entry is not None}

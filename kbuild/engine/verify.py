@@ -3,7 +3,7 @@ each with the image published under the same content hash, down to the files."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from kbuild.compile.bake import BakeOptions
@@ -39,12 +39,10 @@ def verify_images(
         """The images named are rebuilt; their published ancestors are used as they are."""
         find = registry_finder(request)
 
-        def lookup(image: str, content_hash: str) -> Found | None:
-            found = find(image, content_hash)
-            if image in names:
-                published[image] = found
-                return None
-            return found
+        def lookup(wanted: Mapping[str, str]) -> dict[str, Found]:
+            found = find(wanted)
+            published.update((image, found.get(image)) for image in wanted if image in names)
+            return {image: hit for image, hit in found.items() if image not in names}
 
         return lookup
 
