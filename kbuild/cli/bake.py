@@ -19,7 +19,6 @@ from kbuild.cli.options import (
     Progress,
     ProgressOpt,
     PushOpt,
-    say,
     shared_options,
 )
 
@@ -87,6 +86,7 @@ def bake(
 
     An image whose content hash is already in the registry (--push) or the engine (--load) is not
     rebuilt, only tagged. Exit code 0 when every selected image was built or found, 1 otherwise."""
+    from kbuild.cli.progress import Board
     from kbuild.compile.bake import BakeOptions
     from kbuild.compile.lock import read_lock
     from kbuild.compile.pipeline import compile_catalog
@@ -98,8 +98,9 @@ def bake(
     from kbuild.engine.roots import host_mirror, prepare_roots
     from kbuild.engine.sbom import publish_sboms
 
+    board = Board(progress)
+    tell = board.say
     with exclusive(build_dir):
-        tell = say(progress)
         lock = read_lock(lock_file or inputs.workspace / "kbuild.lock") if locked else None
         compiled = compile_catalog(
             inputs.catalog(),
@@ -119,9 +120,13 @@ def bake(
         bake_path = build_dir / "docker-bake.json"
         prepare_roots(compiled, tell, lock)
         write_build_dir(compiled, build_dir, bake_path)
-        outcomes = run_bake(compiled, bake_path, RunOptions(builder, progress.value, retries), tell)
-        published = publish(compiled, outcomes, build_dir, push, tell)
-        sboms = publish_sboms(compiled, published, build_dir, push, tell)
+        with board:
+            for name in compiled.plan.found:
+                board.state(name, "waiting")
+            run = RunOptions(builder, progress.value, retries, on_state=board.state)
+            outcomes = run_bake(compiled, bake_path, run, tell)
+            published = publish(compiled, outcomes, build_dir, push, tell, board.state)
+            sboms = publish_sboms(compiled, published, build_dir, push, tell)
         report, _ = write_results(compiled, outcomes, published, build_dir, push, sboms)
     colours = {"built": "green", "cached": "cyan", "failed": "red", "parent_error": "red"}
     for status, colour in colours.items():

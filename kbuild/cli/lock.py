@@ -19,7 +19,6 @@ from kbuild.cli.options import (
     LockFileOpt,
     Progress,
     ProgressOpt,
-    say,
     shared_options,
 )
 from kbuild.errors import KbuildError, unknown
@@ -43,15 +42,17 @@ def lock(
 
     It builds the images (from cache where it can) and reads back what they installed. Entries of
     other variants and images are kept; --update moves only the entries named (and stale ones)."""
+    from kbuild.cli.progress import Board
     from kbuild.compile.lock import dump_lock, read_lock
     from kbuild.engine.buildx import RunOptions
     from kbuild.engine.files import exclusive, write_if_changed
     from kbuild.engine.locking import BuildFailed, make_lock
 
-    tell = say(progress)
+    board = Board(progress)
+    tell = board.say
     path = lock_file or inputs.workspace / "kbuild.lock"
     old = read_lock(path)
-    with exclusive(build_dir):
+    with exclusive(build_dir), board:
         try:
             new, moving = make_lock(
                 inputs.catalog(),
@@ -59,7 +60,7 @@ def lock(
                 build_dir,
                 old,
                 tuple(update or ()),
-                RunOptions(builder, progress.value),
+                RunOptions(builder, progress.value, on_state=board.state),
                 tell,
             )
         except BuildFailed as failure:
@@ -95,6 +96,7 @@ def verify(
     instead and compare with the digests `kbuild lock` recorded (what CI checks on a new machine).
 
     Exit code 0 when every image is bit-for-bit identical, 1 otherwise."""
+    from kbuild.cli.progress import Board
     from kbuild.compile.lock import read_lock
     from kbuild.compile.select import make_request, select
     from kbuild.engine.buildx import RunOptions
@@ -102,7 +104,9 @@ def verify(
     from kbuild.engine.verify import verify_against_lock, verify_images
 
     loaded = inputs.catalog()
-    tell = say(progress)
+    board = Board(progress)
+    tell = board.say
+    run = RunOptions(builder, progress.value, on_state=board.state)
     if against_lock:
         path = lock_file or inputs.workspace / "kbuild.lock"
         recorded = read_lock(path)
@@ -110,10 +114,8 @@ def verify(
             raise KbuildError(f"--against-lock, but there is no {path}", hint="make it with `kbuild lock`")
         patterns = tuple(f"^{re.escape(i)}$" for i in images or ())
         options = replace(inputs.select, patterns=patterns)
-        with exclusive(build_dir):
-            differing = verify_against_lock(
-                loaded, options, build_dir, RunOptions(builder, progress.value), tell, recorded
-            )
+        with exclusive(build_dir), board:
+            differing = verify_against_lock(loaded, options, build_dir, run, tell, recorded)
         if differing:
             raise typer.Exit(1)
         return
@@ -127,9 +129,7 @@ def verify(
         raise KbuildError("nothing to verify", hint="name images, or a profile with --profile")
     lock = read_lock(lock_file or inputs.workspace / "kbuild.lock") if locked else None
     options = replace(inputs.select, profiles=(), patterns=tuple(f"^{re.escape(i)}$" for i in named))
-    with exclusive(build_dir):
-        differing = verify_images(
-            loaded, options, named, build_dir, RunOptions(builder, progress.value), tell, lock, locked
-        )
+    with exclusive(build_dir), board:
+        differing = verify_images(loaded, options, named, build_dir, run, tell, lock, locked)
     if differing:
         raise typer.Exit(1)
