@@ -49,14 +49,27 @@ def main() -> None:
         ]
         subprocess.run([*compile_raw, "-o", str(bake_file)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         # The debootstrap root is made once and cached (`kbuild bake` of either side reuses it).
+        image_exporter = [
+            "--set",
+            "*.output=type=image,push=true",
+            "--set",
+            "*.attest=type=provenance,disabled=true",
+        ]
         raw = timed(
-            ["docker", "buildx", "bake", "-f", str(bake_file), "--no-cache", "--progress", "quiet"]
-            + ["--set", "*.output=type=image,push=true", "--set", "*.attest=type=provenance,disabled=true"]
+            [
+                "docker",
+                "buildx",
+                "bake",
+                "-f",
+                str(bake_file),
+                "--no-cache",
+                "--progress",
+                "quiet",
+                *image_exporter,
+            ]
         )
-        ours = timed(
-            [*kbuild, "bake", *selection, "--push", "--no-cache", "--progress", "quiet"]
-            + ["--namespace", f"ours-{stamp}", "--build-dir", str(our_dir)]
-        )
+        ours_dir = ["--namespace", f"ours-{stamp}", "--build-dir", str(our_dir)]
+        ours = timed([*kbuild, "bake", *selection, "--push", "--no-cache", "--progress", "quiet", *ours_dir])
     print(f"cold build of {args.profile} on {args.platform}, pushed:")
     print(f"  docker buildx bake, image exporter: {raw:7.1f} s")
     print(f"  kbuild bake (reproducible, SBOMs):  {ours:7.1f} s")
