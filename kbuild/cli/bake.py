@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -128,6 +129,13 @@ def bake(
             published = publish(compiled, outcomes, build_dir, push, tell, board.state)
             sboms = publish_sboms(compiled, published, build_dir, push, tell)
         report, _ = write_results(compiled, outcomes, published, build_dir, push, sboms)
+    _report(report, tell, build_dir)
+    if report["failed"] or report["parent_error"]:
+        raise typer.Exit(1)
+
+
+def _report(report: dict[str, Any], tell: Callable[[str], None], build_dir: Path) -> None:
+    """A line per image: what happened to it, in how long, and why when it failed."""
     colours = {"built": "green", "cached": "cyan", "failed": "red", "parent_error": "red"}
     for status, colour in colours.items():
         for entry in report[status]:
@@ -138,5 +146,3 @@ def bake(
         for entry in report[status]:
             tell(f"[yellow]{status:<12}[/] {entry['name']:<24} {entry['reason']}")
     tell(f"manifest: {build_dir / 'kbuild-manifest.json'} (and .yml); summary: {build_dir / 'summary.json'}")
-    if report["failed"] or report["parent_error"]:
-        raise typer.Exit(1)

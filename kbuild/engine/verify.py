@@ -9,10 +9,10 @@ from pathlib import Path
 from kbuild.compile.bake import BakeOptions
 from kbuild.compile.lock import Lock
 from kbuild.compile.names import oci_archive
-from kbuild.compile.pipeline import compile_catalog
+from kbuild.compile.pipeline import Compiled, compile_catalog
 from kbuild.compile.plan import Finder, Found
 from kbuild.compile.select import Request, SelectOptions
-from kbuild.engine.buildx import RunOptions, run_bake
+from kbuild.engine.buildx import RunOptions, TargetOutcome, run_bake
 from kbuild.engine.files import roots_dir, write_build_dir
 from kbuild.engine.finders import registry_finder
 from kbuild.engine.imagediff import compare
@@ -69,24 +69,34 @@ def verify_images(
     write_build_dir(compiled, build_dir, bake_path)
     say(f"rebuilding {len(compiled.bake.targets)} target(s) without cache")
     outcomes = run_bake(compiled, bake_path, run, say)
-    differing = 0
-    for name, found in published.items():
-        assert found is not None
-        if outcomes[name].status != "built":
-            say(f"[red]{name}: the rebuild failed[/]: {outcomes[name].error}")
-            differing += 1
-            continue
-        with (
-            RegistryImage(found.ref) as reference,
-            OciArchive(oci_archive(build_dir, compiled.request, name)) as rebuilt,
-        ):
-            report = compare(reference, rebuilt)
-        if report.identical:
-            say(f"[green]reproducible[/] {name} {found.digest}")
-        else:
-            differing += 1
-            say(f"[red]differs[/] {name}\n{report.render()}")
-    return differing
+    return sum(
+        not _same(name, found, compiled, build_dir, outcomes[name], say) for name, found in published.items()
+    )
+
+
+def _same(
+    name: str,
+    found: Found | None,
+    compiled: Compiled,
+    build_dir: Path,
+    outcome: TargetOutcome,
+    say: Callable[[str], None],
+) -> bool:
+    """Whether the rebuilt image is the published one; where not, say down to which files."""
+    assert found is not None
+    if outcome.status != "built":
+        say(f"[red]{name}: the rebuild failed[/]: {outcome.error}")
+        return False
+    with (
+        RegistryImage(found.ref) as reference,
+        OciArchive(oci_archive(build_dir, compiled.request, name)) as rebuilt,
+    ):
+        report = compare(reference, rebuilt)
+    if report.identical:
+        say(f"[green]reproducible[/] {name} {found.digest}")
+    else:
+        say(f"[red]differs[/] {name}\n{report.render()}")
+    return report.identical
 
 
 def verify_against_lock(
