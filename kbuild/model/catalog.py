@@ -22,6 +22,7 @@ from typing import Any
 from kbuild.errors import KbuildError, Location, did_you_mean
 from kbuild.model import schemas
 from kbuild.model.declare import Declaration
+from kbuild.model.validate import control_character
 
 # The directories of a workspace whose .kb files are evaluated, in this order.
 WORKSPACE_DIRS = ("distros", "platforms", "BUILD", "recipes")
@@ -460,6 +461,45 @@ def _parent_location(image: Image) -> Location:
     """Where an image's parent was last set: by an override, or else by its declaration."""
     origin = image.origin("parent")
     return origin.location if origin and origin.action != "declared" else image.location
+
+
+def check_user_groups(
+    images: Mapping[str, Image], families: Mapping[str, Family], errors: list[KbuildError]
+) -> None:
+    """A user's supplementary groups are made by the family's add_user; one that has no `{groups}`
+    would drop them silently."""
+    for image in images.values():
+        if image.user is None or not image.user.groups:
+            continue
+        for family in families.values():
+            if "{groups}" not in family.add_user:
+                origin = image.origin("user")
+                errors.append(
+                    KbuildError(
+                        f"image '{image.name}': user '{image.user.name}' has groups, but family "
+                        f"'{family.name}' cannot add them",
+                        origin.location if origin else image.location,
+                        f"put {{groups}} in family('{family.name}', add_user = ...), e.g. useradd --groups {{groups}}",
+                    )
+                )
+
+
+def check_text(image: Image) -> None:
+    """No control character in the free text that reaches a Dockerfile: env and label values and
+    the description (a newline there would start a new instruction). The language allows any
+    string, so this is checked when an image is rendered, at the place that set the value."""
+    fields = [(f"env[{k}]", f"env {k!r}", v) for k, v in image.env.items()]
+    fields += [(f"labels[{k}]", f"label {k!r}", v) for k, v in image.labels.items()]
+    fields.append(("description", "description", image.description))
+    for key, what, value in fields:
+        bad = control_character(value)
+        if bad is not None:
+            origin = image.origin(key)
+            raise KbuildError(
+                f"image '{image.name}': {what} holds the control character {bad}",
+                origin.location if origin else image.location,
+                "a value in a Dockerfile is one line of printable text",
+            )
 
 
 def check_profile(profile: Profile, images: Mapping[str, Image], errors: list[KbuildError]) -> None:

@@ -127,10 +127,12 @@ def check_args(schema: Schema, call: Call) -> dict[str, Any]:
         try:
             checked[name] = param.type.check(given[name])
         except SchemaTypeError as error:
+            # A bad string points at its literal when the call writes it (not through a macro).
+            literal = _by_param(schema, call.literals).get(name, {}).get(error.value or "")
             raise KbuildError(
                 f"{schema.name}(): argument '{name}': {error}",
-                at.get(name, location),
-                f"{name}: {param.doc}" if param.doc else None,
+                literal if literal is not None and not call.stack else at.get(name, location),
+                error.hint or (f"{name}: {param.doc}" if param.doc else None),
             ) from None
     return checked
 

@@ -27,6 +27,7 @@ from kbuild.model.catalog import (
     Profile,
     check_family,
     check_profile,
+    check_user_groups,
     distro_of,
     duplicate,
     family_of,
@@ -178,6 +179,7 @@ def build_catalog(root: Path, declarations: Iterable[Declaration]) -> Catalog:
     apply_overrides(root, drafts, overrides, names, errors)
     images = {n: draft.freeze() for n, draft in drafts.items()}
     ordered = topological(images, errors)
+    check_user_groups(images, families, errors)
     profiles = {
         n: Profile(n, d.args["images"], d.args["description"], d.location)
         for n, d in by_kind["profile"].items()
