@@ -11,7 +11,6 @@ distros and platforms (with did-you-mean), parent cycles (the whole cycle) and m
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from kbuild.errors import KbuildError, Location, did_you_mean
-from kbuild.model import schemas
+from kbuild.model import files, schemas
 from kbuild.model.declare import Declaration
 from kbuild.model.validate import control_character
 
@@ -265,9 +264,7 @@ class ImageDraft:
         if a["source"] is not None and check_source(root, draft.name, a["source"], names, decl, errors):
             draft.source = a["source"]
         for src, destination in a["files"].items():
-            context = context_file(
-                root, draft.name, decl.directory, src, destination, decl.where("files", src)
-            )
+            context = context_file(root, draft.name, decl, src, destination, decl.where("files", src))
             if isinstance(context, KbuildError):
                 errors.append(context)
                 continue
@@ -376,14 +373,27 @@ def check_parent(
     return False
 
 
+def tree_of(root: Path, decl: Declaration) -> Path:
+    """The tree a declaration's files must be in: its overlay's directory, else the workspace."""
+    return root / decl.overlay if decl.overlay is not None else root
+
+
 def context_file(
-    root: Path, image: str, directory: str, source: str, destination: str, location: Location
+    root: Path, image: str, decl: Declaration, source: str, destination: str, location: Location
 ) -> ContextFile | KbuildError:
-    """The context file `source` (relative to `directory`), or the error that it is not one."""
+    """The context file `source` (relative to the declaring file), or the error that it is not one:
+    it must be a regular file of the declaration's own tree."""
+    directory = decl.directory
     if Path(source).is_absolute() or ".." in Path(source).parts:
         return KbuildError(f"context file '{source}' must be relative to its recipe", location)
     path = root / directory / source
-    if not path.is_file():
+    try:
+        files.checked_file(path, tree_of(root, decl))
+    except files.FileProblem as problem:
+        if path.exists() or path.is_symlink():
+            return KbuildError(
+                f"image '{image}': context file '{directory}/{source}' {problem}", location, problem.hint
+            )
         existing = [p.name for p in path.parent.iterdir() if p.is_file()] if path.parent.is_dir() else []
         return KbuildError(
             f"image '{image}': context file '{directory}/{source}' does not exist",
@@ -402,12 +412,13 @@ def check_source(
     if source.archive is None:
         return ok
     try:
-        digest = hashlib.sha256((root / source.archive).read_bytes()).hexdigest()
-    except OSError as error:
+        digest = files.sha256_of(root / source.archive, tree_of(root, decl))
+    except files.FileProblem as problem:
         errors.append(
             KbuildError(
-                f"image '{image}': cannot read {source.archive}: {error.strerror}",
+                f"image '{image}': cannot read {source.archive}: it {problem}",
                 decl.where("source", Path(source.archive).name),
+                problem.hint,
             )
         )
         return False
