@@ -8,13 +8,14 @@ reads and caches the files that load() names; the interpreter knows nothing of w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from lark import Token, Tree
 
 from kbuild.errors import KbuildError, Location, did_you_mean, source_lines
-from kbuild.lang import library, operators
+from kbuild.lang import library, limits, operators
 from kbuild.lang.library import call_method, check_mutable, methods_of
 from kbuild.lang.parse import parse, string_value
 from kbuild.lang.values import (
@@ -30,6 +31,7 @@ from kbuild.lang.values import (
 )
 
 MAX_CALL_DEPTH = 64
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 # (label as written, the module that loads it, where) -> the loaded module, evaluated once.
 Load = Callable[[str, Module, Location], Module]
@@ -68,11 +70,15 @@ class Interpreter:
         self.predeclared: dict[str, Any] = {**library.BUILTINS, **predeclared}
         self.load = load
         self.frames: list[tuple[Function, Location]] = []  # the `def` functions running, and their call sites
+        self.steps = 0  # statements and expressions evaluated, against limits.MAX_STEPS
+        self.allocated = 0  # items made by operators and calls, against limits.MAX_ALLOCATED
 
     def execute(self, path: str, text: str) -> Module:
         """Evaluate one file's text; its globals are frozen once it is done."""
+        lines = source_lines(text)
+        check_source(path, text, lines)
         tree = parse(text, path)
-        module = Module(path, source_lines(text), {})
+        module = Module(path, lines, {})
         for statement in tree.children:
             self._top_level(statement, module)
         try:
@@ -131,6 +137,9 @@ class Interpreter:
             self._statement(statement, module, scope)
 
     def _statement(self, node: Tree, module: Module, scope: dict[str, Any]) -> None:
+        self.steps += 1
+        if self.steps > limits.MAX_STEPS:
+            self._over_budget(module, node)
         kind = node.data
         if kind == "expr":
             self._eval(node.children[0], module, scope)
@@ -269,6 +278,9 @@ class Interpreter:
     # expressions
 
     def _eval(self, node: Tree | Token, module: Module, scope: dict[str, Any]) -> Any:
+        self.steps += 1
+        if self.steps > limits.MAX_STEPS:
+            self._over_budget(module, node)
         kind = node.data
         method = _EXPRESSIONS.get(kind)
         if method is not None:
@@ -276,7 +288,8 @@ class Interpreter:
         if kind in _BINARY_OPS:
             left = self._eval(node.children[0], module, scope)
             right = self._eval(node.children[1], module, scope)
-            return operators.binary(_BINARY_OPS[kind], left, right, self._loc(module, node))
+            result = operators.binary(_BINARY_OPS[kind], left, right, self._loc(module, node))
+            return self._charge(result, module, node)
         raise KbuildError(f"unsupported expression {kind}", self._loc(module, node))  # pragma: no cover
 
     def _name(self, node: Tree, module: Module, scope: dict[str, Any]) -> Any:
@@ -296,13 +309,20 @@ class Interpreter:
 
     def _literal(self, token: Token, module: Module) -> str:
         try:
-            return string_value(token)
+            value = string_value(token)
         except UnicodeDecodeError as error:
             raise KbuildError(
                 f"bad escape in string: {error.reason}",
                 self._loc(module, token),
                 "write a backslash as \\\\",
             ) from None
+        if _SURROGATE.search(value):
+            raise KbuildError(
+                "bad escape in string: a lone surrogate is not a character",
+                self._loc(module, token),
+                "write the character itself, or its \\U00XXXXXX escape",
+            )
+        return value
 
     def _int(self, node: Tree, module: Module, scope: dict[str, Any]) -> int:
         try:
@@ -336,7 +356,8 @@ class Interpreter:
     def _listcomp(self, node: Tree, module: Module, scope: dict[str, Any]) -> list[Any]:
         element, clauses = node.children
         inner = dict(scope)  # comprehension variables do not leak
-        return [self._eval(element, module, s) for s in self._comprehension(clauses, module, inner)]
+        out = [self._eval(element, module, s) for s in self._comprehension(clauses, module, inner)]
+        return self._charge(out, module, node)
 
     def _dictcomp(self, node: Tree, module: Module, scope: dict[str, Any]) -> dict[Any, Any]:
         pair, clauses = node.children
@@ -345,7 +366,7 @@ class Interpreter:
             key = self._eval(pair.children[0], module, s)
             self._check_hashable(key, module, pair.children[0])
             out[key] = self._eval(pair.children[1], module, s)
-        return out
+        return self._charge(out, module, node)
 
     def _comprehension(
         self, clause: Tree | None, module: Module, scope: dict[str, Any]
@@ -460,7 +481,7 @@ class Interpreter:
                 for key, item in value.items():
                     where[key] = argument_location
                     self._add_kwarg(kwargs, key, item, module, argument)
-        return self.call(
+        result = self.call(
             function,
             args,
             kwargs,
@@ -468,6 +489,7 @@ class Interpreter:
             where,
             lambda: {key: self._literals(argument, module) for key, argument in written.items()},
         )
+        return self._charge(result, module, node)
 
     def _literals(self, node: Tree, module: Module) -> Mapping[str, Location]:
         """The string literals written in `node`, each at its first place."""
@@ -549,6 +571,22 @@ class Interpreter:
 
     # helpers
 
+    def _over_budget(self, module: Module, node: Tree | Token) -> None:
+        raise KbuildError(
+            f"evaluation takes more than {limits.MAX_STEPS} steps", self._loc(module, node), limits.STEPS_HINT
+        )
+
+    def _charge(self, value: Any, module: Module, node: Tree | Token) -> Any:
+        """Count what an operation made against the program's allocation budget."""
+        self.allocated += limits.size(value)
+        if self.allocated > limits.MAX_ALLOCATED:
+            raise KbuildError(
+                f"evaluation makes more than {limits.MAX_ALLOCATED} items of values",
+                self._loc(module, node),
+                limits.SIZE_HINT,
+            )
+        return value
+
     def _truth(self, value: Any) -> bool:
         return bool(value)
 
@@ -582,6 +620,23 @@ class Interpreter:
 
 
 # --- tables ----------------------------------------------------------------------------------
+
+
+def check_source(path: str, text: str, lines: list[str]) -> None:
+    """A file or a line too long to be a recipe is refused before it is parsed."""
+    if len(text) > limits.MAX_SOURCE_CHARS:
+        raise KbuildError(
+            f"{path} is longer than {limits.MAX_SOURCE_CHARS} characters",
+            Location(path, 1, 1, lines[0] if lines else ""),
+            "split it into several files and load() them",
+        )
+    for number, line in enumerate(lines, 1):
+        if len(line) > limits.MAX_LINE:
+            raise KbuildError(
+                f"line {number} is longer than {limits.MAX_LINE} characters",
+                Location(path, number, limits.MAX_LINE + 1, line),
+                "break it into several lines",
+            )
 
 
 def _called_from(location: Location) -> tuple[str, Location]:
