@@ -21,6 +21,7 @@ from typing import Any
 from kbuild.errors import KbuildError, Location, did_you_mean
 from kbuild.model import files, schemas
 from kbuild.model.declare import Declaration
+from kbuild.model.patterns import compile_pattern
 from kbuild.model.validate import control_character
 
 # The directories of a workspace whose .kb files are evaluated, in this order.
@@ -435,37 +436,46 @@ def check_source(
 
 
 def topological(images: Mapping[str, Image], errors: list[KbuildError]) -> list[str]:
-    """Images parents first, names sorted within a generation; reports every cycle once."""
+    """Images parents first, names sorted within a generation; reports every cycle once.
+    Iterative: a parent chain may be any length (a recursive walk would overflow the stack)."""
     order: list[str] = []
     state: dict[str, int] = {}  # 1 visiting, 2 done
     reported: set[frozenset[str]] = set()
-
-    def visit(name: str, path: list[str]) -> None:
-        if state.get(name) == 2:
-            return
-        if state.get(name) == 1:
-            cycle = path[path.index(name) :]
-            if frozenset(cycle) not in reported:
-                reported.add(frozenset(cycle))
-                errors.append(
-                    KbuildError(
-                        f"parent cycle: {' -> '.join([*cycle, name])}",
-                        _parent_location(images[name]),
-                        "an image cannot be its own ancestor",
-                        notes=[(f"'{n}' is declared here", _parent_location(images[n])) for n in cycle[1:]],
-                    )
-                )
-            return
-        state[name] = 1
-        parent = images[name].parent
-        if parent is not None and parent in images:
-            visit(parent, [*path, name])
-        state[name] = 2
-        order.append(name)
-
-    for name in sorted(images):
-        visit(name, [])
+    for start in sorted(images):
+        path: list[str] = []  # the chain being walked, child first
+        name: str | None = start
+        while name is not None and state.get(name) != 2:
+            if state.get(name) == 1:
+                _report_cycle(images, path[path.index(name) :], name, reported, errors)
+                break
+            state[name] = 1
+            path.append(name)
+            parent = images[name].parent
+            name = parent if parent is not None and parent in images else None
+        for done in reversed(path):
+            state[done] = 2
+            order.append(done)
     return order
+
+
+def _report_cycle(
+    images: Mapping[str, Image],
+    cycle: list[str],
+    name: str,
+    reported: set[frozenset[str]],
+    errors: list[KbuildError],
+) -> None:
+    if frozenset(cycle) in reported:
+        return
+    reported.add(frozenset(cycle))
+    errors.append(
+        KbuildError(
+            f"parent cycle: {' -> '.join([*cycle, name])}",
+            _parent_location(images[name]),
+            "an image cannot be its own ancestor",
+            notes=[(f"'{n}' is declared here", _parent_location(images[n])) for n in cycle[1:]],
+        )
+    )
 
 
 def _parent_location(image: Image) -> Location:
@@ -516,7 +526,7 @@ def check_text(image: Image) -> None:
 def check_profile(profile: Profile, images: Mapping[str, Image], errors: list[KbuildError]) -> None:
     for pattern in profile.images:
         try:
-            regex = re.compile(pattern)
+            regex = compile_pattern(pattern)
         except re.error as error:
             errors.append(
                 KbuildError(
