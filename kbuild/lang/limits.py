@@ -1,7 +1,7 @@
 """How much a program may do: evaluation is bounded, whatever a recipe says.
 
 Recipes may come from people the builder does not trust; each limit is far above what the real
-catalogue needs (it evaluates in about 100,000 steps), and each is a located error, never a hang,
+catalogue needs (it evaluates in a few thousand steps), and each is a located error, never a hang,
 a MemoryError or a traceback.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-MAX_STEPS = 5_000_000  # statements, expressions and calls, for the whole program
+MAX_STEPS = 1_000_000  # statements, expressions and calls, for the whole program
 MAX_ALLOCATED = 50_000_000  # items (characters, elements) made by operators and calls, in all
 MAX_LENGTH = 1_000_000  # the longest string, list or dict a single operation may make
 MAX_WIDTH = 100  # a width or precision in a '%' or format() specification
@@ -19,6 +19,7 @@ MAX_SOURCE_CHARS = 256 * 1024  # one .kb file
 MAX_LINE = 4_096  # one line of a .kb file
 
 STEPS_HINT = "recipes must be small programs; loop over less, or split the work"
+INT_HINT = "ints in recipes are ids, counts and timestamps"
 SIZE_HINT = "recipes declare images; a value this large is a mistake"
 
 # A conversion specification of `%` formatting: flags, width, precision, type.

@@ -47,7 +47,9 @@ def _int(op: str, left: int, right: int, location: Location) -> int:
     if op in ("//", "%") and right == 0:
         raise KbuildError("division by zero", location)
     if op == "*" and left.bit_length() + right.bit_length() > limits.MAX_INT_BITS + 1:
-        raise KbuildError(f"'*' would make an int of more than {limits.MAX_INT_BITS} bits", location)
+        raise KbuildError(
+            f"'*' would make an int of more than {limits.MAX_INT_BITS} bits", location, limits.INT_HINT
+        )
     if op == "+":
         result = left + right
     elif op == "-":
@@ -57,7 +59,9 @@ def _int(op: str, left: int, right: int, location: Location) -> int:
     else:
         result = left // right if op == "//" else left % right
     if result.bit_length() > limits.MAX_INT_BITS:
-        raise KbuildError(f"'{op}' would make an int of more than {limits.MAX_INT_BITS} bits", location)
+        raise KbuildError(
+            f"'{op}' would make an int of more than {limits.MAX_INT_BITS} bits", location, limits.INT_HINT
+        )
     return result
 
 

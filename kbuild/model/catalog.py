@@ -530,7 +530,9 @@ def check_profile(profile: Profile, images: Mapping[str, Image], errors: list[Kb
         except re.error as error:
             errors.append(
                 KbuildError(
-                    f"profile '{profile.name}': bad regular expression {pattern!r}: {error}", profile.location
+                    f"profile '{profile.name}': bad regular expression {pattern!r}: {error}",
+                    profile.location,
+                    "patterns are RE2 regular expressions, matched in linear time: no lookaround or backreferences",
                 )
             )
             continue
