@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 MAX_STEPS = 1_000_000  # statements, expressions and calls, for the whole program
-MAX_ALLOCATED = 50_000_000  # items (characters, elements) made by operators and calls, in all
+MAX_ALLOCATED = 10_000_000  # items (characters, elements) made by operators and calls, in all
 MAX_LENGTH = 1_000_000  # the longest string, list or dict a single operation may make
 MAX_WIDTH = 100  # a width or precision in a '%' or format() specification
 MAX_INT_BITS = 4_096  # ints beyond this are no ids, timestamps or counts (and print slowly)
