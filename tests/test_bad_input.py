@@ -391,7 +391,7 @@ CASES = [
     Case(
         "eval_allocation",
         "recipes/bad/bad.kb:1:6",
-        "evaluation makes more than 50000000 items of values",
+        "evaluation makes more than 10000000 items of values",
         "recipes declare images; a value this large is a mistake",
     ),
     Case(

@@ -335,7 +335,7 @@ SCHEMAS: Mapping[str, Schema] = MappingProxyType(
                     matching(STR, r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?", "an os/arch platform"),
                     doc="a BuildKit platform such as `linux/arm64`",
                 ),
-                arch=Param(STR_DICT, doc="family -> architecture, e.g. `{'deb': 'arm64'}`"),
+                arch=Param(dict_of(STR, WORD), doc="family -> architecture, e.g. `{'deb': 'arm64'}`"),
             ),
             _schema(
                 "image",

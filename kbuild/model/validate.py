@@ -123,12 +123,16 @@ check_relative = pattern_check(
 
 # A PEP 508 requirement: a name, extras, a version specifier or a direct reference, an environment
 # marker after `;`. Never a pip option (`--index-url`, `-e`, `-r`...), nor two requirements.
+_MARKER_TEST = (
+    r"[a-z_]+ *(===|==|!=|<=|>=|<|>|~=|not in|in) *"  # a marker variable and its operator
+    r"(\"[A-Za-z0-9._ *+!-]*\"|'[A-Za-z0-9._ *+!-]*')"  # a quoted value: no shell text in it
+)
 _REQUIREMENT = re.compile(
     r"[A-Za-z0-9][A-Za-z0-9._-]*"  # name
     r"(\[[A-Za-z0-9._, -]*\])?"  # extras
     r"( *(\(?[<>=!~]=?=?[ A-Za-z0-9.*+!_,<>=~-]*\)?"  # version specifiers
     r"| @ [A-Za-z0-9+.-]+://[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+))?"  # name @ URL (quoted for pip)
-    r"( *; *[A-Za-z0-9_ .'\"<>=!~()-]+)?"  # marker
+    rf"( *; *{_MARKER_TEST}( +(and|or) +{_MARKER_TEST})*)?"  # an environment marker
 )
 
 
