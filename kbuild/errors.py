@@ -68,7 +68,7 @@ EXCERPT_WIDTH = 160  # source shown around the column of an error, at most
 def _excerpt(location: Location | None) -> list[str]:
     if location is None:
         return []
-    out = [f"  --> {location}"]
+    out = [f"  --> {_printable(str(location))}"]
     if location.text:
         gutter = " " * len(str(location.line))
         text = location.text.rstrip("\n")

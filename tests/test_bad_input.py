@@ -593,6 +593,18 @@ CASES = [
         "put {groups} in family('deb', add_user = ...), e.g. useradd --groups {groups}",
     ),
     Case(
+        "too_many_declarations",
+        "recipes/bad/bad.kb:2:5",
+        "more than 10000 declarations",
+        "a workspace declares hundreds of images, not tens of thousands",
+    ),
+    Case(
+        "type_list_too_long",
+        "recipes/bad/bad.kb:1:38",
+        "image(): argument 'packages': key 'deb': 1000000 items is more than 10000",
+        "an image lists tens of packages, not thousands; split it into images",
+    ),
+    Case(
         "cli_overlay_proc",
         None,
         "overlay directory '/proc' is a pseudo-filesystem",

@@ -31,6 +31,9 @@ class _Unchanged:
 
 UNCHANGED: Any = _Unchanged()
 
+MAX_ITEMS = 10_000  # in one list or dict argument: far more than any image has packages
+_TOO_MANY = "an image lists tens of packages, not thousands; split it into images"
+
 # Where a source install's local archive is copied, and installed from.
 SOURCE_ARCHIVES = "/var/lib/kbuild/src"
 
@@ -87,6 +90,8 @@ def list_of(item: Type) -> Type:
     def check(value: Any) -> tuple[Any, ...]:
         if not isinstance(value, (list, tuple)):
             raise SchemaTypeError(f"expected a list of {_plural(item)}, got {type_name(value)}")
+        if len(value) > MAX_ITEMS:
+            raise SchemaTypeError(f"{len(value)} items is more than {MAX_ITEMS}", hint=_TOO_MANY)
         out = []
         for index, element in enumerate(value):
             try:
@@ -104,6 +109,8 @@ def dict_of(key: Type, value_type: Type) -> Type:
             raise SchemaTypeError(
                 f"expected a dict of {_plural(key)} to {_plural(value_type)}, got {type_name(value)}"
             )
+        if len(value) > MAX_ITEMS:
+            raise SchemaTypeError(f"{len(value)} entries is more than {MAX_ITEMS}", hint=_TOO_MANY)
         out = {}
         for k, v in value.items():
             try:
