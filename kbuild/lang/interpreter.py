@@ -8,7 +8,6 @@ reads and caches the files that load() names; the interpreter knows nothing of w
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -16,7 +15,9 @@ from lark import Token, Tree
 
 from kbuild.errors import KbuildError, Location, did_you_mean, source_lines
 from kbuild.lang import library, limits, operators
+from kbuild.lang.flow import Break, Continue, Jump, Return
 from kbuild.lang.library import call_method, check_mutable, methods_of
+from kbuild.lang.loading import load_symbols
 from kbuild.lang.parse import parse, string_value
 from kbuild.lang.values import (
     REQUIRED,
@@ -31,31 +32,9 @@ from kbuild.lang.values import (
 )
 
 MAX_CALL_DEPTH = 64
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 # (label as written, the module that loads it, where) -> the loaded module, evaluated once.
 Load = Callable[[str, Module, Location], Module]
-
-
-class _Return(Exception):
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
-class _Jump(Exception):
-    """`break` or `continue` on its way to the loop; `location` is where it was written."""
-
-    def __init__(self, location: Location) -> None:
-        super().__init__()
-        self.location = location
-
-
-class _Break(_Jump):
-    keyword = "break"
-
-
-class _Continue(_Jump):
-    keyword = "continue"
 
 
 # --- the interpreter -------------------------------------------------------------------------
@@ -76,7 +55,7 @@ class Interpreter:
     def execute(self, path: str, text: str) -> Module:
         """Evaluate one file's text; its globals are frozen once it is done."""
         lines = source_lines(text)
-        check_source(path, text, lines)
+        limits.check_source(path, text, lines)
         tree = parse(text, path)
         module = Module(path, lines, {})
         for statement in tree.children:
@@ -90,7 +69,7 @@ class Interpreter:
     def _top_level(self, statement: Tree, module: Module) -> None:
         try:
             self._statement(statement, module, module.globals)
-        except _Jump as jump:
+        except Jump as jump:
             raise KbuildError(f"'{jump.keyword}' outside a loop", jump.location) from None
         except RecursionError:
             raise KbuildError(
@@ -98,37 +77,6 @@ class Interpreter:
                 self._loc(module, statement),
                 "split it into smaller expressions or statements",
             ) from None
-
-    def _load(self, node: Tree, module: Module) -> None:
-        label_token, *args = node.children
-        label = self._literal(label_token, module)
-        location = self._loc(module, label_token)
-        if self.frames:
-            raise KbuildError("load() is only allowed at the top level of a file", location)
-        loaded = self.load(label, module, location)
-        for arg in args:
-            if arg is None:
-                continue
-            if arg.data == "load_alias":
-                alias, symbol_token = str(arg.children[0]), arg.children[1]
-            else:
-                symbol_token = arg.children[0]
-                alias = self._literal(symbol_token, module)
-            symbol = self._literal(symbol_token, module)
-            symbol_location = self._loc(module, symbol_token)
-            if symbol.startswith("_"):
-                raise KbuildError(
-                    f"'{symbol}' is private to {loaded.path} and cannot be loaded",
-                    symbol_location,
-                    "names starting with '_' stay in their file; rename it there to share it",
-                )
-            if symbol not in loaded.globals:
-                raise KbuildError(
-                    f"{loaded.path} has no symbol '{symbol}'",
-                    symbol_location,
-                    did_you_mean(symbol, (k for k in loaded.globals if not k.startswith("_"))),
-                )
-            module.globals[alias] = loaded.globals[symbol]
 
     # statements
 
@@ -168,25 +116,16 @@ class Interpreter:
                 else:
                     return self._suite(clause.children[0], module, scope)
         elif kind == "for_stmt":
-            variables, iterable_node, body = node.children
-            iterable = self._iterable(self._eval(iterable_node, module, scope), module, iterable_node)
-            for item in iterable:
-                self._bind_loop_vars(variables, item, module, scope)
-                try:
-                    self._suite(body, module, scope)
-                except _Break:
-                    break
-                except _Continue:
-                    continue
+            self._for(node, module, scope)
         elif kind == "def_stmt":
             self._def(node, module, scope)
         elif kind == "return_stmt":
             if not self.frames:
                 raise KbuildError("'return' outside a function", self._loc(module, node))
             value = node.children[0]
-            raise _Return(None if value is None else self._eval(value, module, scope))
+            raise Return(None if value is None else self._eval(value, module, scope))
         elif kind in ("break_stmt", "continue_stmt"):
-            raise (_Break if kind == "break_stmt" else _Continue)(self._loc(module, node))
+            raise (Break if kind == "break_stmt" else Continue)(self._loc(module, node))
         elif kind == "pass_stmt":
             pass
         elif kind == "load_stmt":
@@ -195,9 +134,21 @@ class Interpreter:
                     "load() is only allowed at the top level of a file",
                     self._loc(module, node),
                 )
-            self._load(node, module)
+            load_symbols(self, node, module)
         else:  # pragma: no cover - the grammar has no other statements
             raise KbuildError(f"unsupported statement {kind}", self._loc(module, node))
+
+    def _for(self, node: Tree, module: Module, scope: dict[str, Any]) -> None:
+        variables, iterable_node, body = node.children
+        iterable = self._iterable(self._eval(iterable_node, module, scope), module, iterable_node)
+        for item in iterable:
+            self._bind_loop_vars(variables, item, module, scope)
+            try:
+                self._suite(body, module, scope)
+            except Break:
+                break
+            except Continue:
+                continue
 
     def _suite(self, suite: Tree, module: Module, scope: dict[str, Any]) -> None:
         self._statements(suite.children, module, scope)
@@ -314,14 +265,8 @@ class Interpreter:
             raise KbuildError(
                 f"bad escape in string: {error.reason}",
                 self._loc(module, token),
-                "write a backslash as \\\\",
+                "write the character itself" if "surrogate" in error.reason else "write a backslash as \\\\",
             ) from None
-        if _SURROGATE.search(value):
-            raise KbuildError(
-                "bad escape in string: a lone surrogate is not a character",
-                self._loc(module, token),
-                "write the character itself, or its \\U00XXXXXX escape",
-            )
         return value
 
     def _int(self, node: Tree, module: Module, scope: dict[str, Any]) -> int:
@@ -555,9 +500,9 @@ class Interpreter:
         self.frames.append((function, location))
         try:
             self._suite(function.body, function.module, scope)
-        except _Return as result:
+        except Return as result:
             return result.value
-        except _Jump as jump:
+        except Jump as jump:
             raise KbuildError(
                 f"'{jump.keyword}' outside a loop", jump.location, notes=[_called_from(location)]
             ) from None
@@ -620,23 +565,6 @@ class Interpreter:
 
 
 # --- tables ----------------------------------------------------------------------------------
-
-
-def check_source(path: str, text: str, lines: list[str]) -> None:
-    """A file or a line too long to be a recipe is refused before it is parsed."""
-    if len(text) > limits.MAX_SOURCE_CHARS:
-        raise KbuildError(
-            f"{path} is longer than {limits.MAX_SOURCE_CHARS} characters",
-            Location(path, 1, 1, lines[0] if lines else ""),
-            "split it into several files and load() them",
-        )
-    for number, line in enumerate(lines, 1):
-        if len(line) > limits.MAX_LINE:
-            raise KbuildError(
-                f"line {number} is longer than {limits.MAX_LINE} characters",
-                Location(path, number, limits.MAX_LINE + 1, line),
-                "break it into several lines",
-            )
 
 
 def _called_from(location: Location) -> tuple[str, Location]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from kbuild.errors import KbuildError, Location
+
 MAX_STEPS = 1_000_000  # statements, expressions and calls, for the whole program
 MAX_ALLOCATED = 10_000_000  # items (characters, elements) made by operators and calls, in all
 MAX_LENGTH = 1_000_000  # the longest string, list or dict a single operation may make
@@ -83,3 +85,20 @@ def spec_problem(spec: str) -> tuple[str | None, int]:
     if "{" in spec:
         return "nested replacement fields are not allowed in a format specification", 0
     return _widths(_NUMBER.findall(spec))
+
+
+def check_source(path: str, text: str, lines: list[str]) -> None:
+    """A file or a line too long to be a recipe is refused before it is parsed."""
+    if len(text) > MAX_SOURCE_CHARS:
+        raise KbuildError(
+            f"{path} is longer than {MAX_SOURCE_CHARS} characters",
+            Location(path, 1, 1, lines[0] if lines else ""),
+            "split it into several files and load() them",
+        )
+    for number, line in enumerate(lines, 1):
+        if len(line) > MAX_LINE:
+            raise KbuildError(
+                f"line {number} is longer than {MAX_LINE} characters",
+                Location(path, number, MAX_LINE + 1, line),
+                "break it into several lines",
+            )
