@@ -95,6 +95,14 @@ def test_a_pip_archive_that_is_a_fifo_does_not_hang(workspace_factory: MakeWorks
     refused(result, "cannot read recipes/bad/x.whl: it is not a regular file (a FIFO)")
 
 
+@pytest.mark.parametrize("path", ["recipes/bad/x.kb", "recipes/bad/f"])
+def test_a_fifo_in_the_tree_is_never_opened(path: str, workspace_factory: MakeWorkspace) -> None:
+    workspace = workspace_factory({"recipes/bad/bad.kb": 'image(name = "bad", files = {"f": "/etc/f"})\n'})
+    os.mkfifo(workspace / path)
+    result, _ = bounded_kbuild("list", "-C", workspace)
+    refused(result, "is not a regular file (a FIFO)")
+
+
 def test_a_pip_archive_symlinked_to_dev_zero_is_refused(workspace_factory: MakeWorkspace) -> None:
     workspace = _archive_workspace(workspace_factory)
     (workspace / "recipes/bad/x.whl").symlink_to("/dev/zero")

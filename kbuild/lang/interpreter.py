@@ -77,6 +77,10 @@ class Interpreter:
                 self._loc(module, statement),
                 "split it into smaller expressions or statements",
             ) from None
+        except MemoryError:  # the limits should come first; this is the last line of defence
+            raise KbuildError(
+                "out of memory evaluating this", self._loc(module, statement), limits.SIZE_HINT
+            ) from None
 
     # statements
 
