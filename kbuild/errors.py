@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -37,13 +38,13 @@ class KbuildError(Exception):
         self.notes = tuple(notes)
 
     def render(self) -> str:
-        lines = [f"error: {self.message}"]
+        lines = [f"error: {_shown(self.message)}"]
         lines += _excerpt(self.location)
         for note, location in self.notes:
-            lines.append(f"note: {note}")
+            lines.append(f"note: {_shown(note)}")
             lines += _excerpt(location)
         if self.hint:
-            lines.append(f"hint: {self.hint}")
+            lines.append(f"hint: {_shown(self.hint)}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -61,19 +62,48 @@ class KbuildErrors(KbuildError):
         return "\n\n".join(error.render() for error in self.errors)
 
 
+EXCERPT_WIDTH = 160  # source shown around the column of an error, at most
+
+
 def _excerpt(location: Location | None) -> list[str]:
     if location is None:
         return []
-    out = [f"  --> {location}"]
+    out = [f"  --> {_printable(str(location))}"]
     if location.text:
         gutter = " " * len(str(location.line))
-        text = location.text.rstrip("\n").expandtabs(1)
+        text = location.text.rstrip("\n")
+        column = min(max(location.column, 1), len(text) + 1)
+        start = max(0, column - 1 - EXCERPT_WIDTH // 2)
+        before, after = text[start : column - 1], text[column - 1 : start + EXCERPT_WIDTH]
+        lead = "..." if start > 0 else ""
+        trail = "..." if start + EXCERPT_WIDTH < len(text) else ""
+        shown_before = lead + _printable(before.expandtabs(1))
         out += [
             f" {gutter} |",
-            f" {location.line} | {text}",
-            f" {gutter} | {' ' * (location.column - 1)}^",
+            f" {location.line} | {shown_before}{_printable(after.expandtabs(1))}{trail}",
+            f" {gutter} | {' ' * len(shown_before)}^",
         ]
     return out
+
+
+# Raw control characters of a source line (terminal escapes, NUL) are shown escaped, never sent to
+# the terminal; a tab is one space and a form feed is harmless, as the line is counted.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x0b\x0d-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+MAX_MESSAGE = 2_000  # characters of a message, a note or a hint
+
+
+def _shown(text: str) -> str:
+    """A message as printed: one line, control characters escaped, cut short if huge."""
+    cut = text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + f"... ({len(text)} characters)"
+    return _printable(cut)
+
+
+def _printable(text: str) -> str:
+    return _CONTROL.sub(
+        lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"), text
+    )
 
 
 def source_lines(text: str) -> list[str]:

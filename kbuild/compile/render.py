@@ -19,7 +19,7 @@ from kbuild.compile.lock import ImagePins
 from kbuild.compile.names import ParentRef, PinnedImage, TargetRef, probe_name, root_name
 from kbuild.compile.select import Request, Selection
 from kbuild.errors import KbuildError
-from kbuild.model.catalog import BLOCKS, Catalog, ContextFile, Distro, Family, Image, Settings
+from kbuild.model.catalog import BLOCKS, Catalog, ContextFile, Distro, Family, Image, Settings, check_text
 from kbuild.model.schemas import Pip, User
 
 # Bump when rendering changes what an image contains: it is part of every image's content hash.
@@ -96,6 +96,7 @@ def _render_root(distro: Distro, release: str) -> RenderedImage:
 def _render_image(
     catalog: Catalog, image: Image, distro: Distro, family: Family, request: Request, pins: ImagePins
 ) -> RenderedImage:
+    check_text(image)  # a located error before dockerfile_quote's last line of defence
     if image.parent is not None:
         parent, parent_ref = image.parent, TargetRef(image.parent)
     else:
@@ -269,7 +270,13 @@ def _arch_case(commands: Mapping[str, str]) -> str:
 
 def _add_user(family: Family, user: User) -> str:
     return _fill(
-        family.add_user, name=user.name, uid=user.uid, gid=user.gid, home=user.home, shell=user.shell
+        family.add_user,
+        name=user.name,
+        uid=user.uid,
+        gid=user.gid,
+        home=user.home,
+        shell=user.shell,
+        groups=",".join(user.groups),
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from kbuild.errors import KbuildError, did_you_mean, unknown
 from kbuild.model.catalog import Catalog, Image
+from kbuild.model.patterns import compile_pattern
 
 INSTALL_TYPES = ("binary", "source")
 
@@ -175,7 +176,7 @@ def _matching(catalog: Catalog, patterns: Sequence[str], what: str | None) -> li
     names: list[str] = []
     for pattern in patterns:
         try:
-            regex = re.compile(pattern)
+            regex = compile_pattern(pattern)  # linear time: no pattern hangs
         except re.error as error:
             raise KbuildError(f"bad regular expression {pattern!r}: {error}") from None
         hits = [name for name in catalog.images if regex.search(name)]

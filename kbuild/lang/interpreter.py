@@ -14,8 +14,10 @@ from typing import Any
 from lark import Token, Tree
 
 from kbuild.errors import KbuildError, Location, did_you_mean, source_lines
-from kbuild.lang import library, operators
+from kbuild.lang import library, limits, operators
+from kbuild.lang.flow import Break, Continue, Jump, Return
 from kbuild.lang.library import call_method, check_mutable, methods_of
+from kbuild.lang.loading import load_symbols
 from kbuild.lang.parse import parse, string_value
 from kbuild.lang.values import (
     REQUIRED,
@@ -35,27 +37,6 @@ MAX_CALL_DEPTH = 64
 Load = Callable[[str, Module, Location], Module]
 
 
-class _Return(Exception):
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
-class _Jump(Exception):
-    """`break` or `continue` on its way to the loop; `location` is where it was written."""
-
-    def __init__(self, location: Location) -> None:
-        super().__init__()
-        self.location = location
-
-
-class _Break(_Jump):
-    keyword = "break"
-
-
-class _Continue(_Jump):
-    keyword = "continue"
-
-
 # --- the interpreter -------------------------------------------------------------------------
 
 
@@ -68,11 +49,15 @@ class Interpreter:
         self.predeclared: dict[str, Any] = {**library.BUILTINS, **predeclared}
         self.load = load
         self.frames: list[tuple[Function, Location]] = []  # the `def` functions running, and their call sites
+        self.steps = 0  # statements and expressions evaluated, against limits.MAX_STEPS
+        self.allocated = 0  # items made by operators and calls, against limits.MAX_ALLOCATED
 
     def execute(self, path: str, text: str) -> Module:
         """Evaluate one file's text; its globals are frozen once it is done."""
+        lines = source_lines(text)
+        limits.check_source(path, text, lines)
         tree = parse(text, path)
-        module = Module(path, source_lines(text), {})
+        module = Module(path, lines, {})
         for statement in tree.children:
             self._top_level(statement, module)
         try:
@@ -84,7 +69,7 @@ class Interpreter:
     def _top_level(self, statement: Tree, module: Module) -> None:
         try:
             self._statement(statement, module, module.globals)
-        except _Jump as jump:
+        except Jump as jump:
             raise KbuildError(f"'{jump.keyword}' outside a loop", jump.location) from None
         except RecursionError:
             raise KbuildError(
@@ -92,37 +77,10 @@ class Interpreter:
                 self._loc(module, statement),
                 "split it into smaller expressions or statements",
             ) from None
-
-    def _load(self, node: Tree, module: Module) -> None:
-        label_token, *args = node.children
-        label = self._literal(label_token, module)
-        location = self._loc(module, label_token)
-        if self.frames:
-            raise KbuildError("load() is only allowed at the top level of a file", location)
-        loaded = self.load(label, module, location)
-        for arg in args:
-            if arg is None:
-                continue
-            if arg.data == "load_alias":
-                alias, symbol_token = str(arg.children[0]), arg.children[1]
-            else:
-                symbol_token = arg.children[0]
-                alias = self._literal(symbol_token, module)
-            symbol = self._literal(symbol_token, module)
-            symbol_location = self._loc(module, symbol_token)
-            if symbol.startswith("_"):
-                raise KbuildError(
-                    f"'{symbol}' is private to {loaded.path} and cannot be loaded",
-                    symbol_location,
-                    "names starting with '_' stay in their file; rename it there to share it",
-                )
-            if symbol not in loaded.globals:
-                raise KbuildError(
-                    f"{loaded.path} has no symbol '{symbol}'",
-                    symbol_location,
-                    did_you_mean(symbol, (k for k in loaded.globals if not k.startswith("_"))),
-                )
-            module.globals[alias] = loaded.globals[symbol]
+        except MemoryError:  # the limits should come first; this is the last line of defence
+            raise KbuildError(
+                "out of memory evaluating this", self._loc(module, statement), limits.SIZE_HINT
+            ) from None
 
     # statements
 
@@ -131,6 +89,9 @@ class Interpreter:
             self._statement(statement, module, scope)
 
     def _statement(self, node: Tree, module: Module, scope: dict[str, Any]) -> None:
+        self.steps += 1
+        if self.steps > limits.MAX_STEPS:
+            self._over_budget(module, node)
         kind = node.data
         if kind == "expr":
             self._eval(node.children[0], module, scope)
@@ -159,25 +120,16 @@ class Interpreter:
                 else:
                     return self._suite(clause.children[0], module, scope)
         elif kind == "for_stmt":
-            variables, iterable_node, body = node.children
-            iterable = self._iterable(self._eval(iterable_node, module, scope), module, iterable_node)
-            for item in iterable:
-                self._bind_loop_vars(variables, item, module, scope)
-                try:
-                    self._suite(body, module, scope)
-                except _Break:
-                    break
-                except _Continue:
-                    continue
+            self._for(node, module, scope)
         elif kind == "def_stmt":
             self._def(node, module, scope)
         elif kind == "return_stmt":
             if not self.frames:
                 raise KbuildError("'return' outside a function", self._loc(module, node))
             value = node.children[0]
-            raise _Return(None if value is None else self._eval(value, module, scope))
+            raise Return(None if value is None else self._eval(value, module, scope))
         elif kind in ("break_stmt", "continue_stmt"):
-            raise (_Break if kind == "break_stmt" else _Continue)(self._loc(module, node))
+            raise (Break if kind == "break_stmt" else Continue)(self._loc(module, node))
         elif kind == "pass_stmt":
             pass
         elif kind == "load_stmt":
@@ -186,9 +138,21 @@ class Interpreter:
                     "load() is only allowed at the top level of a file",
                     self._loc(module, node),
                 )
-            self._load(node, module)
+            load_symbols(self, node, module)
         else:  # pragma: no cover - the grammar has no other statements
             raise KbuildError(f"unsupported statement {kind}", self._loc(module, node))
+
+    def _for(self, node: Tree, module: Module, scope: dict[str, Any]) -> None:
+        variables, iterable_node, body = node.children
+        iterable = self._iterable(self._eval(iterable_node, module, scope), module, iterable_node)
+        for item in iterable:
+            self._bind_loop_vars(variables, item, module, scope)
+            try:
+                self._suite(body, module, scope)
+            except Break:
+                break
+            except Continue:
+                continue
 
     def _suite(self, suite: Tree, module: Module, scope: dict[str, Any]) -> None:
         self._statements(suite.children, module, scope)
@@ -269,6 +233,9 @@ class Interpreter:
     # expressions
 
     def _eval(self, node: Tree | Token, module: Module, scope: dict[str, Any]) -> Any:
+        self.steps += 1
+        if self.steps > limits.MAX_STEPS:
+            self._over_budget(module, node)
         kind = node.data
         method = _EXPRESSIONS.get(kind)
         if method is not None:
@@ -276,7 +243,8 @@ class Interpreter:
         if kind in _BINARY_OPS:
             left = self._eval(node.children[0], module, scope)
             right = self._eval(node.children[1], module, scope)
-            return operators.binary(_BINARY_OPS[kind], left, right, self._loc(module, node))
+            result = operators.binary(_BINARY_OPS[kind], left, right, self._loc(module, node))
+            return self._charge(result, module, node)
         raise KbuildError(f"unsupported expression {kind}", self._loc(module, node))  # pragma: no cover
 
     def _name(self, node: Tree, module: Module, scope: dict[str, Any]) -> Any:
@@ -296,13 +264,14 @@ class Interpreter:
 
     def _literal(self, token: Token, module: Module) -> str:
         try:
-            return string_value(token)
+            value = string_value(token)
         except UnicodeDecodeError as error:
             raise KbuildError(
                 f"bad escape in string: {error.reason}",
                 self._loc(module, token),
-                "write a backslash as \\\\",
+                "write the character itself" if "surrogate" in error.reason else "write a backslash as \\\\",
             ) from None
+        return value
 
     def _int(self, node: Tree, module: Module, scope: dict[str, Any]) -> int:
         try:
@@ -336,7 +305,8 @@ class Interpreter:
     def _listcomp(self, node: Tree, module: Module, scope: dict[str, Any]) -> list[Any]:
         element, clauses = node.children
         inner = dict(scope)  # comprehension variables do not leak
-        return [self._eval(element, module, s) for s in self._comprehension(clauses, module, inner)]
+        out = [self._eval(element, module, s) for s in self._comprehension(clauses, module, inner)]
+        return self._charge(out, module, node)
 
     def _dictcomp(self, node: Tree, module: Module, scope: dict[str, Any]) -> dict[Any, Any]:
         pair, clauses = node.children
@@ -345,7 +315,7 @@ class Interpreter:
             key = self._eval(pair.children[0], module, s)
             self._check_hashable(key, module, pair.children[0])
             out[key] = self._eval(pair.children[1], module, s)
-        return out
+        return self._charge(out, module, node)
 
     def _comprehension(
         self, clause: Tree | None, module: Module, scope: dict[str, Any]
@@ -460,7 +430,7 @@ class Interpreter:
                 for key, item in value.items():
                     where[key] = argument_location
                     self._add_kwarg(kwargs, key, item, module, argument)
-        return self.call(
+        result = self.call(
             function,
             args,
             kwargs,
@@ -468,6 +438,7 @@ class Interpreter:
             where,
             lambda: {key: self._literals(argument, module) for key, argument in written.items()},
         )
+        return self._charge(result, module, node)
 
     def _literals(self, node: Tree, module: Module) -> Mapping[str, Location]:
         """The string literals written in `node`, each at its first place."""
@@ -533,9 +504,9 @@ class Interpreter:
         self.frames.append((function, location))
         try:
             self._suite(function.body, function.module, scope)
-        except _Return as result:
+        except Return as result:
             return result.value
-        except _Jump as jump:
+        except Jump as jump:
             raise KbuildError(
                 f"'{jump.keyword}' outside a loop", jump.location, notes=[_called_from(location)]
             ) from None
@@ -548,6 +519,22 @@ class Interpreter:
         return None
 
     # helpers
+
+    def _over_budget(self, module: Module, node: Tree | Token) -> None:
+        raise KbuildError(
+            f"evaluation takes more than {limits.MAX_STEPS} steps", self._loc(module, node), limits.STEPS_HINT
+        )
+
+    def _charge(self, value: Any, module: Module, node: Tree | Token) -> Any:
+        """Count what an operation made against the program's allocation budget."""
+        self.allocated += limits.size(value)
+        if self.allocated > limits.MAX_ALLOCATED:
+            raise KbuildError(
+                f"evaluation makes more than {limits.MAX_ALLOCATED} items of values",
+                self._loc(module, node),
+                limits.SIZE_HINT,
+            )
+        return value
 
     def _truth(self, value: Any) -> bool:
         return bool(value)

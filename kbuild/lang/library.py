@@ -9,9 +9,10 @@ from types import MappingProxyType
 from typing import Any
 
 from kbuild.errors import KbuildError, Location
+from kbuild.lang import limits
 from kbuild.lang.values import BoundMethod, Builtin, FrozenDict, FrozenList, type_name
 
-MAX_LENGTH = 1_000_000  # the longest string or list that `*` or range() may make
+MAX_LENGTH = limits.MAX_LENGTH  # the longest string or list that `*` or range() may make
 
 FROZEN_HINT = "values are frozen once the file that made them is evaluated; copy it first: list(x) or dict(x)"
 
@@ -58,6 +59,8 @@ def call_method(method: BoundMethod, args: list[Any], kwargs: dict[str, Any], lo
         check_mutable(receiver, location)
     if isinstance(receiver, str) and name == "format":
         return _format(receiver, args, kwargs, location)
+    if name in ("join", "replace", "extend", "append", "insert", "update"):
+        _check_growth(receiver, name, args, location)
     try:
         result = getattr(receiver, name)(*args, **kwargs)
     except (TypeError, ValueError, KeyError, IndexError, AttributeError) as error:
@@ -67,14 +70,57 @@ def call_method(method: BoundMethod, args: list[Any], kwargs: dict[str, Any], lo
     return result
 
 
+def _check_growth(receiver: Any, name: str, args: list[Any], location: Location) -> None:
+    """Refuse a join(), replace() or growth of a list or dict whose result would be too large,
+    before it is made."""
+    if isinstance(receiver, (list, dict)):
+        added = args[0] if name in ("extend", "update") and args else (None,)
+        length = len(receiver) + (len(added) if isinstance(added, (list, tuple, dict)) else 0)
+    elif name == "join" and isinstance(receiver, str) and args and isinstance(args[0], (list, tuple)):
+        items = args[0]
+        length = sum(len(i) for i in items if isinstance(i, str)) + len(receiver) * max(len(items) - 1, 0)
+    elif (
+        name == "replace"
+        and isinstance(receiver, str)
+        and len(args) >= 2
+        and all(isinstance(a, str) for a in args[:2])
+    ):
+        old, new = args[0], args[1]
+        count = receiver.count(old) if old else len(receiver) + 1
+        if len(args) > 2 and is_int(args[2]) and args[2] >= 0:
+            count = min(count, args[2])
+        length = len(receiver) + count * (len(new) - len(old))
+    else:
+        return
+    problem = limits.too_long(length)
+    if problem is not None:
+        raise KbuildError(f"{type_name(receiver)}.{name}() {problem}", location, limits.SIZE_HINT)
+
+
 def _format(template: str, args: list[Any], kwargs: dict[str, Any], location: Location) -> str:
+    # Each field prints one argument within its width: their sum bounds the result.
+    total, auto = len(template), 0
     try:
-        for _, field_name, _, _ in string.Formatter().parse(template):
+        for _, field_name, spec, _ in string.Formatter().parse(template):
+            if field_name is None:
+                continue
             if field_name and not field_name.isidentifier() and not field_name.isdigit():
                 raise ValueError(f"field {{{field_name}}}: only {{}}, {{0}} and {{name}} are allowed")
-        return template.format(*args, **kwargs)
+            if field_name == "":
+                field_name, auto = str(auto), auto + 1
+            index = int(field_name) if field_name.isdigit() else None
+            value = kwargs.get(field_name) if index is None else args[index] if index < len(args) else None
+            problem, widths = limits.spec_problem(spec or "")
+            total += widths + limits.deep_size(value)
+            problem = problem or limits.too_long(total)
+            if problem is not None:
+                raise KbuildError(f"string.format(): {problem}", location, limits.SIZE_HINT)
+        result = template.format(*args, **kwargs)
     except (ValueError, IndexError, KeyError, OverflowError) as error:
         raise KbuildError(f"string.format(): {error}", location) from None
+    if len(result) > limits.MAX_LENGTH:
+        raise KbuildError(f"string.format() {limits.too_long(len(result))}", location, limits.SIZE_HINT)
+    return result
 
 
 # --- builtins: each is called as f(location, *args, **kwargs) --------------------------------
@@ -100,6 +146,8 @@ def _range(location: Location, *args: Any) -> list[int]:
 
 
 def _str(location: Location, value: Any = "") -> str:
+    if limits.deep_size(value) > limits.MAX_LENGTH:
+        raise KbuildError(f"str() {limits.too_long(limits.deep_size(value))}", location, limits.SIZE_HINT)
     if isinstance(value, bool):
         return "True" if value else "False"
     return value if isinstance(value, str) else repr(value) if not is_int(value) else str(value)

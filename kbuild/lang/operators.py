@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from kbuild.errors import KbuildError, Location, did_you_mean
-from kbuild.lang.library import MAX_LENGTH, is_int
+from kbuild.lang import limits
+from kbuild.lang.library import is_int
+from kbuild.lang.limits import MAX_LENGTH
 from kbuild.lang.values import type_name
 
 
@@ -19,7 +21,11 @@ def binary(op: str, left: Any, right: Any, location: Location) -> Any:
     if op == "%" and isinstance(left, str):
         return _percent(left, right, location)
     numbers = is_int(left) and is_int(right)
-    if op == "+" and (numbers or _same_sequence(left, right)):
+    if numbers:
+        return _int(op, left, right, location)
+    if op == "+" and _same_sequence(left, right):
+        if len(left) + len(right) > MAX_LENGTH:
+            raise KbuildError(f"'+' {limits.too_long(len(left) + len(right))}", location, limits.SIZE_HINT)
         return (list(left) + list(right)) if isinstance(left, list) else left + right
     if op == "+" and isinstance(left, dict) and isinstance(right, dict):
         raise KbuildError(
@@ -27,28 +33,52 @@ def binary(op: str, left: Any, right: Any, location: Location) -> Any:
             location,
             "use dict(a, **b) or a | b is not supported",
         )
-    if op == "*" and (numbers or (isinstance(left, (str, list, tuple)) and is_int(right))):
-        if not numbers and len(left) * right > MAX_LENGTH:
-            raise KbuildError(f"'*' would make more than {MAX_LENGTH} items", location)
+    if op == "*" and isinstance(left, (str, list, tuple)) and is_int(right):
+        if len(left) * right > MAX_LENGTH:
+            raise KbuildError(f"'*' would make more than {MAX_LENGTH} items", location, limits.SIZE_HINT)
         return list(left * right) if isinstance(left, list) else left * right
-    if op in ("-", "//", "%") and numbers:
-        if op != "-" and right == 0:
-            raise KbuildError("division by zero", location)
-        return left - right if op == "-" else left // right if op == "//" else left % right
     raise KbuildError(
         f"unsupported operand types for {op}: {type_name(left)} and {type_name(right)}",
         location,
     )
 
 
+def _int(op: str, left: int, right: int, location: Location) -> int:
+    if op in ("//", "%") and right == 0:
+        raise KbuildError("division by zero", location)
+    if op == "*" and left.bit_length() + right.bit_length() > limits.MAX_INT_BITS + 1:
+        raise KbuildError(
+            f"'*' would make an int of more than {limits.MAX_INT_BITS} bits", location, limits.INT_HINT
+        )
+    if op == "+":
+        result = left + right
+    elif op == "-":
+        result = left - right
+    elif op == "*":
+        result = left * right
+    else:
+        result = left // right if op == "//" else left % right
+    if result.bit_length() > limits.MAX_INT_BITS:
+        raise KbuildError(
+            f"'{op}' would make an int of more than {limits.MAX_INT_BITS} bits", location, limits.INT_HINT
+        )
+    return result
+
+
 def _percent(template: str, args: Any, location: Location) -> str:
     values = args if isinstance(args, tuple) else (args,)
     if not all(isinstance(v, (str, int)) or v is None for v in values):
         raise KbuildError("'%' formats only strings, ints, bools and None", location)
+    problem = limits.percent_problem(template, values)
+    if problem is not None:
+        raise KbuildError(f"bad '%' format: {problem}", location, limits.SIZE_HINT)
     try:
-        return template % values
+        result = template % values
     except (TypeError, ValueError, KeyError, OverflowError) as error:
         raise KbuildError(f"bad '%' format: {error}", location) from None
+    if len(result) > MAX_LENGTH:
+        raise KbuildError(f"'%' {limits.too_long(len(result))}", location, limits.SIZE_HINT)
+    return result
 
 
 def compare(op: str, left: Any, right: Any, location: Location) -> bool:

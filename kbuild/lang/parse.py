@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -170,6 +171,9 @@ def _literal(name: str) -> str:
     return f"'{name.lower()}'" if name.isalpha() else name
 
 
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
 def string_value(token: Token) -> str:
     """The value of a STRING token: its text without the quotes, escapes decoded."""
     text = str(token)
@@ -179,4 +183,8 @@ def string_value(token: Token) -> str:
         return body
     with warnings.catch_warnings():  # an unknown escape such as `\}` stays as written, like Python's
         warnings.simplefilter("ignore", DeprecationWarning)
-        return body.encode("latin-1", "backslashreplace").decode("unicode_escape")
+        value = body.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    surrogate = _SURROGATE.search(value)
+    if surrogate is not None:  # "\ud800" decodes, but no text can hold it: an error, not a traceback
+        raise UnicodeDecodeError("unicode_escape", b"", 0, 1, "a lone surrogate is not a character")
+    return value

@@ -11,7 +11,6 @@ distros and platforms (with did-you-mean), parent cycles (the whole cycle) and m
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,8 +19,10 @@ from types import MappingProxyType
 from typing import Any
 
 from kbuild.errors import KbuildError, Location, did_you_mean, unknown
-from kbuild.model import schemas
+from kbuild.model import files, schemas
 from kbuild.model.declare import Declaration
+from kbuild.model.patterns import compile_pattern
+from kbuild.model.validate import control_character
 
 # The directories of a workspace whose .kb files are evaluated, in this order.
 WORKSPACE_DIRS = ("distros", "platforms", "BUILD", "recipes")
@@ -268,9 +269,7 @@ class ImageDraft:
         if a["source"] is not None and check_source(root, draft.name, a["source"], names, decl, errors):
             draft.source = a["source"]
         for src, destination in a["files"].items():
-            context = context_file(
-                root, draft.name, decl.directory, src, destination, decl.where("files", src)
-            )
+            context = context_file(root, draft.name, decl, src, destination, decl.where("files", src))
             if isinstance(context, KbuildError):
                 errors.append(context)
                 continue
@@ -388,14 +387,27 @@ def check_parent(
     return False
 
 
+def tree_of(root: Path, decl: Declaration) -> Path:
+    """The tree a declaration's files must be in: its overlay's directory, else the workspace."""
+    return root / decl.overlay if decl.overlay is not None else root
+
+
 def context_file(
-    root: Path, image: str, directory: str, source: str, destination: str, location: Location
+    root: Path, image: str, decl: Declaration, source: str, destination: str, location: Location
 ) -> ContextFile | KbuildError:
-    """The context file `source` (relative to `directory`), or the error that it is not one."""
+    """The context file `source` (relative to the declaring file), or the error that it is not one:
+    it must be a regular file of the declaration's own tree."""
+    directory = decl.directory
     if Path(source).is_absolute() or ".." in Path(source).parts:
         return KbuildError(f"context file '{source}' must be relative to its recipe", location)
     path = root / directory / source
-    if not path.is_file():
+    try:
+        files.checked_file(path, tree_of(root, decl))
+    except files.FileProblem as problem:
+        if path.exists() or path.is_symlink():
+            return KbuildError(
+                f"image '{image}': context file '{directory}/{source}' {problem}", location, problem.hint
+            )
         existing = [p.name for p in path.parent.iterdir() if p.is_file()] if path.parent.is_dir() else []
         return KbuildError(
             f"image '{image}': context file '{directory}/{source}' does not exist",
@@ -414,12 +426,13 @@ def check_source(
     if source.archive is None:
         return ok
     try:
-        digest = hashlib.sha256((root / source.archive).read_bytes()).hexdigest()
-    except OSError as error:
+        digest = files.sha256_of(root / source.archive, tree_of(root, decl))
+    except files.FileProblem as problem:
         errors.append(
             KbuildError(
-                f"image '{image}': cannot read {source.archive}: {error.strerror}",
+                f"image '{image}': cannot read {source.archive}: it {problem}",
                 decl.where("source", Path(source.archive).name),
+                problem.hint,
             )
         )
         return False
@@ -436,37 +449,46 @@ def check_source(
 
 
 def topological(images: Mapping[str, Image], errors: list[KbuildError]) -> list[str]:
-    """Images parents first, names sorted within a generation; reports every cycle once."""
+    """Images parents first, names sorted within a generation; reports every cycle once.
+    Iterative: a parent chain may be any length (a recursive walk would overflow the stack)."""
     order: list[str] = []
     state: dict[str, int] = {}  # 1 visiting, 2 done
     reported: set[frozenset[str]] = set()
-
-    def visit(name: str, path: list[str]) -> None:
-        if state.get(name) == 2:
-            return
-        if state.get(name) == 1:
-            cycle = path[path.index(name) :]
-            if frozenset(cycle) not in reported:
-                reported.add(frozenset(cycle))
-                errors.append(
-                    KbuildError(
-                        f"parent cycle: {' -> '.join([*cycle, name])}",
-                        _parent_location(images[name]),
-                        "an image cannot be its own ancestor",
-                        notes=[(f"'{n}' is declared here", _parent_location(images[n])) for n in cycle[1:]],
-                    )
-                )
-            return
-        state[name] = 1
-        parent = images[name].parent
-        if parent is not None and parent in images:
-            visit(parent, [*path, name])
-        state[name] = 2
-        order.append(name)
-
-    for name in sorted(images):
-        visit(name, [])
+    for start in sorted(images):
+        path: list[str] = []  # the chain being walked, child first
+        name: str | None = start
+        while name is not None and state.get(name) != 2:
+            if state.get(name) == 1:
+                _report_cycle(images, path[path.index(name) :], name, reported, errors)
+                break
+            state[name] = 1
+            path.append(name)
+            parent = images[name].parent
+            name = parent if parent is not None and parent in images else None
+        for done in reversed(path):
+            state[done] = 2
+            order.append(done)
     return order
+
+
+def _report_cycle(
+    images: Mapping[str, Image],
+    cycle: list[str],
+    name: str,
+    reported: set[frozenset[str]],
+    errors: list[KbuildError],
+) -> None:
+    if frozenset(cycle) in reported:
+        return
+    reported.add(frozenset(cycle))
+    errors.append(
+        KbuildError(
+            f"parent cycle: {' -> '.join([*cycle, name])}",
+            _parent_location(images[name]),
+            "an image cannot be its own ancestor",
+            notes=[(f"'{n}' is declared here", _parent_location(images[n])) for n in cycle[1:]],
+        )
+    )
 
 
 def _parent_location(image: Image) -> Location:
@@ -475,14 +497,55 @@ def _parent_location(image: Image) -> Location:
     return origin.location if origin and origin.action != "declared" else image.location
 
 
+def check_user_groups(
+    images: Mapping[str, Image], families: Mapping[str, Family], errors: list[KbuildError]
+) -> None:
+    """A user's supplementary groups are made by the family's add_user; one that has no `{groups}`
+    would drop them silently."""
+    for image in images.values():
+        if image.user is None or not image.user.groups:
+            continue
+        for family in families.values():
+            if "{groups}" not in family.add_user:
+                origin = image.origin("user")
+                errors.append(
+                    KbuildError(
+                        f"image '{image.name}': user '{image.user.name}' has groups, but family "
+                        f"'{family.name}' cannot add them",
+                        origin.location if origin else image.location,
+                        f"put {{groups}} in family('{family.name}', add_user = ...), e.g. useradd --groups {{groups}}",
+                    )
+                )
+
+
+def check_text(image: Image) -> None:
+    """No control character in the free text that reaches a Dockerfile: env and label values and
+    the description (a newline there would start a new instruction). The language allows any
+    string, so this is checked when an image is rendered, at the place that set the value."""
+    fields = [(f"env[{k}]", f"env {k!r}", v) for k, v in image.env.items()]
+    fields += [(f"labels[{k}]", f"label {k!r}", v) for k, v in image.labels.items()]
+    fields.append(("description", "description", image.description))
+    for key, what, value in fields:
+        bad = control_character(value)
+        if bad is not None:
+            origin = image.origin(key)
+            raise KbuildError(
+                f"image '{image.name}': {what} holds the control character {bad}",
+                origin.location if origin else image.location,
+                "a value in a Dockerfile is one line of printable text",
+            )
+
+
 def check_profile(profile: Profile, images: Mapping[str, Image], errors: list[KbuildError]) -> None:
     for pattern in profile.images:
         try:
-            regex = re.compile(pattern)
+            regex = compile_pattern(pattern)
         except re.error as error:
             errors.append(
                 KbuildError(
-                    f"profile '{profile.name}': bad regular expression {pattern!r}: {error}", profile.location
+                    f"profile '{profile.name}': bad regular expression {pattern!r}: {error}",
+                    profile.location,
+                    "patterns are RE2 regular expressions, matched in linear time: no lookaround or backreferences",
                 )
             )
             continue

@@ -53,9 +53,26 @@ class Declaration:
         return self.location
 
 
+MAX_DECLARATIONS = 10_000  # images, distros... of a workspace and its overlays: 5x a large catalogue
+
+
 def builtins(record: Callable[[Declaration], None]) -> dict[str, Builtin]:
-    """A host builtin for every schema; the declaring ones hand their declarations to `record`."""
-    return {name: Builtin(name, _builtin(schema, record), host=True) for name, schema in SCHEMAS.items()}
+    """A host builtin for every schema; the declaring ones hand their declarations to `record`,
+    at most MAX_DECLARATIONS of them (the catalog's checks are not made for millions)."""
+    count = 0
+
+    def bounded(declaration: Declaration) -> None:
+        nonlocal count
+        count += 1
+        if count > MAX_DECLARATIONS:
+            raise KbuildError(
+                f"more than {MAX_DECLARATIONS} declarations",
+                declaration.location,
+                "a workspace declares hundreds of images, not tens of thousands",
+            )
+        record(declaration)
+
+    return {name: Builtin(name, _builtin(schema, bounded), host=True) for name, schema in SCHEMAS.items()}
 
 
 def _builtin(schema: Schema, record: Callable[[Declaration], None]) -> Callable[[Call], Any]:
@@ -127,10 +144,12 @@ def check_args(schema: Schema, call: Call) -> dict[str, Any]:
         try:
             checked[name] = param.type.check(given[name])
         except SchemaTypeError as error:
+            # A bad string points at its literal when the call writes it (not through a macro).
+            literal = _by_param(schema, call.literals).get(name, {}).get(error.value or "")
             raise KbuildError(
                 f"{schema.name}(): argument '{name}': {error}",
-                at.get(name, location),
-                f"{name}: {param.doc}" if param.doc else None,
+                literal if literal is not None and not call.stack else at.get(name, location),
+                error.hint or (f"{name}: {param.doc}" if param.doc else None),
             ) from None
     return checked
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kbuild.errors import KbuildError, KbuildErrors, Location, did_you_mean
+from kbuild.model import files
 from kbuild.model.catalog import (
     ImageDraft,
     Names,
@@ -56,38 +57,64 @@ def find_overlays(
         directory = path.resolve()
         if directory in (o.path for o in overlays):
             continue
-        inside = next((d for d in workspace_dirs if directory.is_relative_to(workspace / d)), None)
-        if not directory.is_dir():
-            siblings = (
-                [p.name for p in directory.parent.iterdir() if p.is_dir()]
-                if directory.parent.is_dir()
-                else []
+        problem = _directory_problem(directory, written, location, workspace, workspace_dirs)
+        if problem is not None:
+            errors.append(problem)
+            continue
+        shown = (
+            directory.relative_to(workspace).as_posix()
+            if directory.is_relative_to(workspace)
+            else str(directory)
+        )
+        try:
+            found = tuple(
+                f"{shown}/{p.relative_to(directory).as_posix()}" for p in sorted(files.walk(directory, ".kb"))
             )
-            hint = did_you_mean(directory.name, siblings)
-            errors.append(KbuildError(f"overlay directory '{written}' does not exist", location, hint))
-        elif workspace.is_relative_to(directory) or inside is not None:
-            errors.append(
-                KbuildError(
-                    f"overlay directory '{written}' overlaps the workspace's {inside or 'root'}",
-                    location,
-                    "the main tree's .kb files are evaluated once; keep overlays in a directory of their own",
-                )
-            )
-        else:
-            shown = (
-                directory.relative_to(workspace).as_posix()
-                if directory.is_relative_to(workspace)
-                else str(directory)
-            )
-            files = tuple(
-                f"{shown}/{p.relative_to(directory).as_posix()}" for p in sorted(directory.rglob("*.kb"))
-            )
-            if not files:
-                errors.append(KbuildError(f"overlay directory '{written}' has no .kb files", location))
-            overlays.append(Overlay(directory, shown, files))
+        except files.FileProblem as problem:
+            errors.append(KbuildError(f"overlay directory '{written}': {problem}", location))
+            continue
+        if not found:
+            errors.append(KbuildError(f"overlay directory '{written}' has no .kb files", location))
+        overlays.append(Overlay(directory, shown, found))
     if errors:
         raise errors[0] if len(errors) == 1 else KbuildErrors(errors)
     return overlays
+
+
+def _directory_problem(
+    directory: Path, written: str, location: Location | None, workspace: Path, workspace_dirs: Iterable[str]
+) -> KbuildError | None:
+    """Why `directory` (resolved) cannot be an overlay, or None."""
+    inside = next((d for d in workspace_dirs if directory.is_relative_to(workspace / d)), None)
+    if location is not None and not directory.is_relative_to(workspace):
+        # A workspace names only its own directories; one elsewhere is the builder's choice.
+        return KbuildError(
+            f"overlay directory '{written}' is outside the workspace ({directory})",
+            location,
+            "settings(overlays = ...) names directories of the workspace; give another one "
+            "on the command line: --overlay DIR",
+        )
+    if files.special(directory):
+        return KbuildError(f"overlay directory '{written}' is a pseudo-filesystem ({directory})", location)
+    if not directory.is_dir():
+        return KbuildError(
+            f"overlay directory '{written}' does not exist", location, _sibling_hint(directory)
+        )
+    if workspace.is_relative_to(directory) or inside is not None:
+        return KbuildError(
+            f"overlay directory '{written}' overlaps the workspace's {inside or 'root'}",
+            location,
+            "the main tree's .kb files are evaluated once; keep overlays in a directory of their own",
+        )
+    return None
+
+
+def _sibling_hint(directory: Path) -> str | None:
+    try:
+        siblings = [p.name for p in directory.parent.iterdir() if p.is_dir()]
+    except OSError:
+        return None
+    return did_you_mean(directory.name, siblings)
 
 
 def settings_in_overlay(decl: Declaration) -> KbuildError:
@@ -245,7 +272,7 @@ class _Override:
 
     def _file(self, src: str, destination: str) -> None:
         where = self._at("files", src)
-        context = context_file(self.root, self.draft.name, self.decl.directory, src, destination, where)
+        context = context_file(self.root, self.draft.name, self.decl, src, destination, where)
         if isinstance(context, KbuildError):
             self.errors.append(context)
             return

@@ -16,6 +16,8 @@ from types import MappingProxyType
 from typing import Any
 
 from kbuild.lang.values import REQUIRED, Struct, type_name
+from kbuild.model import validate
+from kbuild.model.validate import SchemaTypeError
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -29,12 +31,11 @@ class _Unchanged:
 
 UNCHANGED: Any = _Unchanged()
 
+MAX_ITEMS = 10_000  # in one list or dict argument: far more than any image has packages
+_TOO_MANY = "an image lists tens of packages, not thousands; split it into images"
+
 # Where a source install's local archive is copied, and installed from.
 SOURCE_ARCHIVES = "/var/lib/kbuild/src"
-
-
-class SchemaTypeError(Exception):
-    """A value does not have the type a schema asks for; the message says what was expected."""
 
 
 class ArgumentError(Exception):
@@ -68,20 +69,35 @@ def _scalar(name: str, python_type: type) -> Type:
     return Type(name, check)
 
 
-STR = _scalar("a string", str)
+ANY_STR = _scalar("a string", str)  # any text at all: only for shell commands of a family
 INT = _scalar("an int", int)
+
+
+def text(check: Callable[[str], str] = validate.no_control) -> Type:
+    """A string that `check` accepts; by default one line without control characters, as every
+    string that reaches a Dockerfile, a shell or a terminal must be."""
+
+    def checked(value: Any) -> Any:
+        return check(ANY_STR.check(value))
+
+    return Type("a string", checked)
+
+
+STR = text()
 
 
 def list_of(item: Type) -> Type:
     def check(value: Any) -> tuple[Any, ...]:
         if not isinstance(value, (list, tuple)):
             raise SchemaTypeError(f"expected a list of {_plural(item)}, got {type_name(value)}")
+        if len(value) > MAX_ITEMS:
+            raise SchemaTypeError(f"{len(value)} items is more than {MAX_ITEMS}", hint=_TOO_MANY)
         out = []
         for index, element in enumerate(value):
             try:
                 out.append(item.check(element))
             except SchemaTypeError as error:
-                raise SchemaTypeError(f"item {index}: {error}") from None
+                raise error.prefixed(f"item {index}") from None
         return tuple(out)
 
     return Type(f"a list of {_plural(item)}", check)
@@ -93,12 +109,14 @@ def dict_of(key: Type, value_type: Type) -> Type:
             raise SchemaTypeError(
                 f"expected a dict of {_plural(key)} to {_plural(value_type)}, got {type_name(value)}"
             )
+        if len(value) > MAX_ITEMS:
+            raise SchemaTypeError(f"{len(value)} entries is more than {MAX_ITEMS}", hint=_TOO_MANY)
         out = {}
         for k, v in value.items():
             try:
                 out[key.check(k)] = value_type.check(v)
             except SchemaTypeError as error:
-                raise SchemaTypeError(f"key {k!r}: {error}") from None
+                raise error.prefixed(f"key {validate.shown(k) if isinstance(k, str) else repr(k)}") from None
         return MappingProxyType(out)
 
     return Type(f"a dict of {_plural(key)} to {_plural(value_type)}", check)
@@ -152,11 +170,51 @@ def _plural(t: Type) -> str:
     return {"a string": "strings", "an int": "ints", "a bool": "bools"}.get(t.name, t.name)
 
 
+def bounded(low: int, high: int, what: str) -> Type:
+    """An int in [low, high]: ids and timestamps, never one too long to print."""
+
+    def check(value: Any) -> Any:
+        value = INT.check(value)
+        if not low <= value <= high:
+            shown = str(value) if value.bit_length() < 256 else f"an int of {value.bit_length()} bits"
+            raise SchemaTypeError(f"{shown} is not {what} ({low} to {high})")
+        return value
+
+    return Type("an int", check)
+
+
+def packages_of() -> Type:
+    """family -> package names, each checked by its family's rules."""
+
+    def check(value: Any) -> Mapping[str, tuple[str, ...]]:
+        checked = dict_of(STR, STRINGS).check(value)
+        for family, names in checked.items():
+            for index, name in enumerate(names):
+                try:
+                    validate.check_package(family, name)
+                except SchemaTypeError as error:
+                    raise error.prefixed(f"key {family!r}: item {index}") from None
+        return checked
+
+    return Type("a dict of strings to a list of strings", check)
+
+
 IMAGE_NAME = matching(STR, r"[a-z0-9][a-z0-9._-]*", "a valid image name ([a-z0-9._-], lower case)")
 SHA256 = matching(STR, r"[0-9a-f]{64}", "a sha256 digest (64 lower-case hex digits)")
 STRINGS = list_of(STR)
-PER_FAMILY = dict_of(STR, STRINGS)  # {"deb": [...], "rpm": [...]}
+PER_FAMILY = packages_of()  # {"deb": [...], "rpm": [...]}
 STR_DICT = dict_of(STR, STR)
+# Free text (env and label values, descriptions) is any string while a recipe is evaluated; the
+# catalog refuses a control character in it (catalog.check_text), where it reaches a Dockerfile.
+ENV = dict_of(text(validate.check_env_key), ANY_STR)
+LABELS = dict_of(STR, ANY_STR)
+FILES = dict_of(text(validate.check_context_name), text(validate.check_absolute_path))
+BLOCKS = dict_of(STR, list_of(text(validate.check_instruction)))
+PATH = text(validate.check_absolute_path)
+ID = bounded(0, 2**31 - 1, "a user or group id")
+REQUIREMENTS = list_of(text(validate.check_requirement))
+WORD = matching(STR, r"[A-Za-z0-9][A-Za-z0-9._-]*", "one word ([A-Za-z0-9._-])")
+NO_SPACE = matching(STR, r"\S+", "one word without spaces")
 
 
 # --- helper values ---------------------------------------------------------------------------
@@ -258,7 +316,7 @@ SCHEMAS: Mapping[str, Schema] = MappingProxyType(
                 clean=Param(STR, "", "shell command run after installing, in the same layer"),
                 add_user=Param(
                     STR,
-                    doc="shell command creating a user: `{name} {uid} {gid} {home} {shell}`",
+                    doc="shell command creating a user: `{name} {uid} {gid} {home} {shell}` (`{groups}`: comma-separated)",
                 ),
                 pin=Param(STR, "{name}={version}", "how a locked version is written"),
                 list_installed=Param(STR, "", "shell command printing `name=version` lines"),
@@ -284,7 +342,7 @@ SCHEMAS: Mapping[str, Schema] = MappingProxyType(
                     matching(STR, r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?", "an os/arch platform"),
                     doc="a BuildKit platform such as `linux/arm64`",
                 ),
-                arch=Param(STR_DICT, doc="family -> architecture, e.g. `{'deb': 'arm64'}`"),
+                arch=Param(dict_of(STR, WORD), doc="family -> architecture, e.g. `{'deb': 'arm64'}`"),
             ),
             _schema(
                 "image",
@@ -299,12 +357,12 @@ SCHEMAS: Mapping[str, Schema] = MappingProxyType(
                 packages=Param(PER_FAMILY, EMPTY, "family -> packages, for every install type"),
                 binary=Param(PER_FAMILY, EMPTY, "family -> packages, for `--type binary` only"),
                 source=Param(optional(struct(Pip)), None, "pip(...), for `--type source` only"),
-                files=Param(STR_DICT, EMPTY, "context file (relative to the recipe) -> path"),
-                blocks=Param(dict_of(STR, STRINGS), EMPTY, "block name -> Dockerfile lines"),
-                env=Param(STR_DICT, EMPTY, "environment variables"),
-                labels=Param(STR_DICT, EMPTY, "image labels"),
+                files=Param(FILES, EMPTY, "context file (relative to the recipe) -> path"),
+                blocks=Param(BLOCKS, EMPTY, "block name -> Dockerfile lines"),
+                env=Param(ENV, EMPTY, "environment variables"),
+                labels=Param(LABELS, EMPTY, "image labels"),
                 user=Param(optional(struct(User)), None, "user(...) created here and run as"),
-                description=Param(STR, "", "one line, becomes the OCI description label"),
+                description=Param(ANY_STR, "", "one line, becomes the OCI description label"),
                 unbuildable=Param(
                     STR_DICT, EMPTY, "distro -> why the image cannot be built there (it and its descendants)"
                 ),
@@ -325,9 +383,9 @@ SCHEMAS: Mapping[str, Schema] = MappingProxyType(
             _schema(
                 "settings",
                 "Build defaults for the workspace; command-line options override them.",
-                registry=Param(STR, "127.0.0.1:5000", "registry host[:port] of the tags"),
-                namespace=Param(STR, "kbuild", "namespace (path) of the tags"),
-                tag=Param(STR, "latest", "tag of every image"),
+                registry=Param(NO_SPACE, "127.0.0.1:5000", "registry host[:port] of the tags"),
+                namespace=Param(NO_SPACE, "kbuild", "namespace (path) of the tags"),
+                tag=Param(WORD, "latest", "tag of every image"),
                 distro=Param(STR, "debian", "default `--distro`"),
                 release=Param(optional(STR), None, "default `--release` (distro's first)"),
                 type=Param(
@@ -338,7 +396,11 @@ SCHEMAS: Mapping[str, Schema] = MappingProxyType(
                 platforms=Param(STRINGS, ("linux/amd64",), "default `--platform`"),
                 build_args=Param(STR_DICT, EMPTY, "build arguments of every image"),
                 labels=Param(STR_DICT, EMPTY, "labels of every image"),
-                source_date_epoch=Param(INT, 1767225600, "timestamp of every file and image (a lock's wins)"),
+                source_date_epoch=Param(
+                    bounded(0, 2**63 - 1, "a timestamp"),
+                    1767225600,
+                    "timestamp of every file and image (a lock's wins)",
+                ),
                 overlays=Param(
                     STRINGS, (), "overlay directories (workspace-relative), before any `--overlay`"
                 ),
@@ -356,16 +418,14 @@ SCHEMAS: Mapping[str, Schema] = MappingProxyType(
                 packages_override=Param(
                     PER_FAMILY, EMPTY, "family -> the image's whole package list, for every install type"
                 ),
-                blocks=Param(dict_of(STR, STRINGS), EMPTY, "block name -> Dockerfile lines appended to it"),
-                blocks_replace=Param(
-                    dict_of(STR, STRINGS), EMPTY, "block name -> Dockerfile lines replacing it (first)"
-                ),
+                blocks=Param(BLOCKS, EMPTY, "block name -> Dockerfile lines appended to it"),
+                blocks_replace=Param(BLOCKS, EMPTY, "block name -> Dockerfile lines replacing it (first)"),
                 parent=Param(optional(IMAGE_NAME), UNCHANGED, "the parent image"),
-                env=Param(STR_DICT, EMPTY, "environment variables, merged over the image's"),
-                labels=Param(STR_DICT, EMPTY, "image labels, merged over the image's"),
+                env=Param(ENV, EMPTY, "environment variables, merged over the image's"),
+                labels=Param(LABELS, EMPTY, "image labels, merged over the image's"),
                 user=Param(optional(struct(User)), UNCHANGED, "user(...) created and run as; None: none"),
                 files=Param(
-                    STR_DICT, EMPTY, "context file (relative to this file) -> path; replaces one at that path"
+                    FILES, EMPTY, "context file (relative to this file) -> path; replaces one at that path"
                 ),
                 source=Param(optional(struct(Pip)), UNCHANGED, "pip(...) for `--type source`; None: none"),
                 disable=Param(
@@ -377,24 +437,30 @@ SCHEMAS: Mapping[str, Schema] = MappingProxyType(
                 "A user to create in an image, with fixed ids.",
                 positional=("name",),
                 declares=False,
-                name=Param(STR, doc="user and group name"),
-                uid=Param(INT, doc="fixed user id"),
-                gid=Param(optional(INT), None, "fixed group id (default: the uid)"),
-                home=Param(optional(STR), None, "home directory (default: /var/lib/NAME)"),
-                shell=Param(STR, "/usr/sbin/nologin", "login shell"),
-                groups=Param(STRINGS, (), "supplementary groups"),
+                name=Param(text(validate.check_user_name), doc="user and group name"),
+                uid=Param(ID, doc="fixed user id"),
+                gid=Param(optional(ID), None, "fixed group id (default: the uid)"),
+                home=Param(optional(PATH), None, "home directory (default: /var/lib/NAME)"),
+                shell=Param(PATH, "/usr/sbin/nologin", "login shell"),
+                groups=Param(
+                    list_of(text(validate.check_user_name)),
+                    (),
+                    "supplementary groups (the family's add_user needs `{groups}`)",
+                ),
             ),
             _schema(
                 "pip",
                 "A source install: requirements installed with pip into a virtualenv.",
                 star="requirements",
                 declares=False,
-                requirements=Param(STRINGS, (), "pip requirement specifiers"),
+                requirements=Param(REQUIREMENTS, (), "pip requirement specifiers"),
                 packages=Param(PER_FAMILY, EMPTY, "family -> packages a source install needs"),
-                venv=Param(STR, "/var/lib/kbuild/venv", "the virtualenv"),
-                constraints=Param(STRINGS, (), "pip constraints (`name==version`)"),
+                venv=Param(PATH, "/var/lib/kbuild/venv", "the virtualenv"),
+                constraints=Param(REQUIREMENTS, (), "pip constraints (`name==version`)"),
                 archive=Param(
-                    optional(STR), None, "an sdist or wheel next to this file, copied into the context"
+                    optional(text(validate.check_relative)),
+                    None,
+                    "an sdist or wheel next to this file, copied into the context",
                 ),
                 sha256=Param(optional(SHA256), None, "the archive's sha256, checked by kbuild and pip"),
             ),
@@ -402,17 +468,17 @@ SCHEMAS: Mapping[str, Schema] = MappingProxyType(
                 "debootstrap",
                 "A root made locally with debootstrap, per release and architecture.",
                 declares=False,
-                variant=Param(STR, "minbase", "debootstrap --variant"),
-                components=Param(STRINGS, ("main",), "archive components"),
-                include=Param(STRINGS, (), "extra packages in the root"),
-                mirror=Param(optional(STR), None, "mirror URI (default: the host's apt source)"),
+                variant=Param(WORD, "minbase", "debootstrap --variant"),
+                components=Param(list_of(WORD), ("main",), "archive components"),
+                include=Param(list_of(text(validate.check_debian_package)), (), "extra packages in the root"),
+                mirror=Param(optional(NO_SPACE), None, "mirror URI (default: the host's apt source)"),
             ),
             _schema(
                 "upstream",
                 "A root taken from a registry image, pinned by digest.",
                 positional=("ref",),
                 declares=False,
-                ref=Param(STR, doc="`name:tag@sha256:...`"),
+                ref=Param(NO_SPACE, doc="`name:tag@sha256:...`"),
             ),
         )
     }

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from kbuild.errors import KbuildError, KbuildErrors, Location, did_you_mean
 from kbuild.lang.interpreter import Interpreter
 from kbuild.lang.values import Module
-from kbuild.model import declare
+from kbuild.model import declare, files
 from kbuild.model.catalog import (
     WORKSPACE_DIRS,
     Catalog,
@@ -27,6 +27,7 @@ from kbuild.model.catalog import (
     Profile,
     check_family,
     check_profile,
+    check_user_groups,
     distro_of,
     duplicate,
     family_of,
@@ -44,9 +45,11 @@ class Workspace:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.real_root = root.resolve()
         self.modules: dict[str, Module] = {}
         self.loading: list[str] = []  # the files being evaluated, outermost first
         self.declarations: list[Declaration] = []
+        self.overlay_trees: list[Path] = []  # the overlays' directories: their files read only them
         self.interpreter = Interpreter(declare.builtins(self.declarations.append), self._load)
 
     def evaluate_file(self, path: str, loaded_from: Location | None = None) -> Module:
@@ -69,11 +72,16 @@ class Workspace:
         self.modules[path] = module
         return module
 
+    def tree_of(self, path: str) -> Path:
+        """The tree a file may read: the overlay directory it is in, else the workspace."""
+        full = self.real_root / path
+        return next((t for t in self.overlay_trees if full.is_relative_to(t)), self.real_root)
+
     def _read(self, path: str, loaded_from: Location | None) -> str:
         try:
-            data = (self.root / path).read_bytes()
-        except OSError as error:
-            raise KbuildError(f"cannot read {path}: {error.strerror}", loaded_from) from None
+            data = files.read_bytes(self.root / path, self.tree_of(path))
+        except files.FileProblem as problem:
+            raise KbuildError(f"cannot read {path}: it {problem}", loaded_from, problem.hint) from None
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as error:
@@ -102,23 +110,37 @@ class Workspace:
             )
         base = Path() if from_root else Path(loading).parent
         target = (base / written).as_posix()
-        if not (self.root / target).is_file():
-            known = (p.relative_to(self.root / base).as_posix() for p in (self.root / base).rglob("*.kb"))
+        try:
+            files.checked_file(self.root / target, self.tree_of(target))
+        except files.FileProblem as problem:
+            if (self.root / target).exists() or (self.root / target).is_symlink():
+                raise KbuildError(
+                    f"cannot load '{label}': {target} {problem}", location, problem.hint
+                ) from None
+            known = (p.relative_to(self.root / base).as_posix() for p in _walk(self.root / base, ".kb"))
             hint = did_you_mean(written.as_posix(), known)
             raise KbuildError(
                 f"cannot load '{label}': no such file {target}",
                 location,
                 hint.replace("'", "'//", 1) if hint and from_root else hint,
-            )
+            ) from None
         return target
+
+
+def _walk(directory: Path, suffix: str = "", location: Location | None = None) -> list[Path]:
+    """files.walk, its problems as errors."""
+    try:
+        return list(files.walk(directory, suffix))
+    except files.FileProblem as problem:
+        raise KbuildError(str(problem), location, "make it readable, or move it out of the tree") from None
 
 
 def workspace_files(root: Path) -> list[str]:
     """The .kb files of a workspace, workspace-relative, in evaluation order."""
-    files: list[str] = []
+    found: list[str] = []
     for directory in WORKSPACE_DIRS:
-        files += sorted(p.relative_to(root).as_posix() for p in (root / directory).rglob("*.kb"))
-    return files
+        found += sorted(p.relative_to(root).as_posix() for p in _walk(root / directory, ".kb"))
+    return found
 
 
 def evaluate_workspace(root: Path, overlays: Sequence[Path] = ()) -> list[Declaration]:
@@ -134,7 +156,9 @@ def evaluate_workspace(root: Path, overlays: Sequence[Path] = ()) -> list[Declar
         workspace.evaluate_file(path)
     declarations = list(workspace.declarations)
     settings = next((d for d in declarations if d.kind == "settings"), None)
-    for layer in find_overlays(root, WORKSPACE_DIRS, settings, overlays):
+    layers = find_overlays(root, WORKSPACE_DIRS, settings, overlays)
+    workspace.overlay_trees = [layer.path for layer in layers]
+    for layer in layers:
         start = len(workspace.declarations)
         for path in layer.files:
             workspace.evaluate_file(path)
@@ -178,6 +202,7 @@ def build_catalog(root: Path, declarations: Iterable[Declaration]) -> Catalog:
     apply_overrides(root, drafts, overrides, names, errors)
     images = {n: draft.freeze() for n, draft in drafts.items()}
     ordered = topological(images, errors)
+    check_user_groups(images, families, errors)
     profiles = {
         n: Profile(n, d.args["images"], d.args["description"], d.location)
         for n, d in by_kind["profile"].items()
@@ -204,8 +229,11 @@ def recipes_digest(root: Path) -> str:
     """A hash of every file the workspace's images are made from."""
     digest = hashlib.sha256()
     for directory in WORKSPACE_DIRS:
-        for path in sorted((root / directory).rglob("*")):
-            if path.is_file():
-                digest.update(f"{path.relative_to(root)}\0".encode())
-                digest.update(hashlib.sha256(path.read_bytes()).digest())
+        for path in sorted(_walk(root / directory)):
+            try:
+                content = files.sha256_of(path, root)
+            except files.FileProblem:
+                continue  # not a file of the workspace: refused where a recipe names it
+            digest.update(f"{path.relative_to(root)}\0".encode())
+            digest.update(bytes.fromhex(content))
     return "sha256:" + digest.hexdigest()
