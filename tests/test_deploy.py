@@ -60,6 +60,14 @@ def test_config_hash_follows_a_containers_own_files() -> None:
     assert config_hash("keystone-fernet", files) != config_hash("keystone-fernet", changed)
 
 
+def test_every_yaml_file_of_the_tree_parses() -> None:
+    files = sorted(ANSIBLE.rglob("*.yml")) + sorted((ANSIBLE / "inventory").iterdir())
+    for path in files:
+        if path.suffix == ".yml":
+            yaml.safe_load(path.read_text())
+    assert len(files) > 40
+
+
 @pytest.mark.parametrize("role", SERVICE_ROLES)
 def test_every_service_role_has_kollas_shape(role: str) -> None:
     path = ANSIBLE / "roles" / role

@@ -141,6 +141,7 @@ def deployment(manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     vars_file.write_text(yaml.safe_dump(variables))
     deployed = Deployment(manifest, config_dir, vars_file, prefix)
     try:
+        deployed.kbuild_deploy("prechecks")
         deployed.kbuild_deploy("deploy")
         deployed.kbuild_deploy("post-deploy")
         yield deployed
@@ -184,6 +185,16 @@ def test_second_deploy_restarts_nothing_and_changes_nothing(deployment: Deployme
     deployment.timings["redeploy"] = time.monotonic() - started
     assert recap_changed(result.stdout) == 0, result.stdout[-6000:]
     assert deployment.started_at() == before
+
+
+def test_reconfiguring_one_keystone_option_restarts_only_keystone(deployment: Deployment) -> None:
+    before = deployment.started_at()
+    result = deployment.kbuild_deploy("reconfigure", "keystone_token_expiration=7200")
+    after = deployment.started_at()
+    restarted = sorted(name.removeprefix(deployment.prefix) for name in before if before[name] != after[name])
+    assert restarted == ["keystone", "keystone_fernet"], result.stdout[-6000:]
+    token = json.loads(deployment.openstack("token", "issue", "-f", "json").stdout)
+    assert token["id"]
 
 
 def test_check_passes(deployment: Deployment) -> None:

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kbuild.errors import KbuildError
+
 ACTIONS = (
     "prechecks",
     "pull",
@@ -52,7 +54,7 @@ def ansible_dir(workspace: Path) -> Path:
     for root in (workspace, Path(__file__).resolve().parents[2]):
         if (root / "ansible" / "site.yml").is_file():
             return root / "ansible"
-    raise FileNotFoundError(f"no ansible/site.yml in {workspace} or next to kbuild")
+    raise KbuildError(f"no ansible/site.yml in {workspace} or next to kbuild", hint="use --workspace")
 
 
 def ansible_playbook() -> Path:
@@ -81,6 +83,11 @@ def command(request: DeployRequest, summary_file: Path) -> list[str]:
 
 def run(request: DeployRequest, echo: Callable[[str], None]) -> DeployResult:
     """Runs the playbook, giving each line of its output to `echo` as it comes."""
+    if not ansible_playbook().exists():
+        raise KbuildError(
+            f"{ansible_playbook()} is missing: ansible is not installed in kbuild's environment",
+            hint="pip install -e '.[deploy]' (scripts/python-env.sh does)",
+        )
     env = dict(os.environ)
     env["ANSIBLE_CONFIG"] = str(request.ansible_dir / "ansible.cfg")
     env["PYTHONUNBUFFERED"] = "1"
