@@ -44,6 +44,7 @@ def main() -> None:
         variables = {"node_config_directory": tmp, "kolla_container_prefix": f"bench{uuid.uuid4().hex[:6]}_"}
         variables.update(zip(PORTS, free_ports(len(PORTS)), strict=True))
         extra = [arg for key, value in variables.items() for arg in ("-e", f"{key}={value}")]
+        extra += ["--globals", f"{tmp}/globals.yml"]  # not the machine's /etc/kolla/globals.yml
 
         def deploy(action: str, *more: str) -> float:
             argv = [

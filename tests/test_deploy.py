@@ -102,14 +102,19 @@ def test_the_playbook_parses() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_deploy_command_line() -> None:
+def test_deploy_command_line(tmp_path: Path) -> None:
     from kbuild.engine.deploy import DeployRequest, command
 
-    request = DeployRequest("check", ANSIBLE, Path("/i"), Path("/m.yml"), ("a=b",))
+    request = DeployRequest("check", ANSIBLE, Path("/i"), Path("/m.yml"), ("a=b",), tmp_path / "globals.yml")
     argv = command(request, Path("/s.json"))
     assert argv[0] == str(PLAYBOOK)
     assert argv[1:4] == ["-i", "/i", str(ANSIBLE / "site.yml")]
     assert "kolla_action=check" in argv and "kbuild_manifest=/m.yml" in argv and argv[-1] == "a=b"
+    assert not any(arg.startswith("@") for arg in argv)
+    (tmp_path / "globals.yml").write_text("keystone_public_port: 5001\n")
+    argv = command(request, Path("/s.json"))
+    # the operator's settings first, so that -e on the command line wins
+    assert argv[-4:] == ["-e", f"@{tmp_path / 'globals.yml'}", "-e", "a=b"]
 
 
 def test_unknown_action_is_bad_input() -> None:

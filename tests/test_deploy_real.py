@@ -63,7 +63,8 @@ class Deployment:
 
     def kbuild_deploy(self, action: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-m", "kbuild", "deploy", action, "--manifest", str(self.manifest)]
-        argv += ["-e", f"@{self.vars_file}"]
+        # the run's own settings only: not the machine's /etc/kolla/globals.yml
+        argv += ["--globals", str(self.config_dir / "globals.yml"), "-e", f"@{self.vars_file}"]
         for value in extra:
             argv += ["-e", value]
         started = time.monotonic()

@@ -32,6 +32,10 @@ def deploy(
     extra_vars: Annotated[
         list[str] | None, typer.Option("--extra-vars", "-e", help="An Ansible variable k=v (repeatable).")
     ] = None,
+    globals_file: Annotated[
+        Path,
+        typer.Option("--globals", help="The operator's settings (as kolla-ansible's), used when it exists."),
+    ] = Path("/etc/kolla/globals.yml"),
     workspace: Annotated[
         Path, typer.Option("--workspace", "-C", help="Where ansible/ is.", file_okay=False)
     ] = Path("."),
@@ -47,6 +51,7 @@ def deploy(
         inventory=(inventory or tree / "inventory" / "all-in-one").resolve(),
         manifest=manifest.resolve(),
         extra_vars=tuple(extra_vars or ()),
+        globals_file=globals_file,
     )
     result = run(request, lambda line: print(line, flush=True))
     print("--- kbuild deploy " + action + (" failed" if result.returncode else ""))

@@ -38,6 +38,8 @@ class DeployRequest:
     inventory: Path
     manifest: Path
     extra_vars: tuple[str, ...] = ()
+    # the operator's settings, as kolla-ansible's /etc/kolla/globals.yml; used when it exists
+    globals_file: Path | None = None
 
 
 @dataclass
@@ -76,6 +78,8 @@ def command(request: DeployRequest, summary_file: Path) -> list[str]:
         "-e",
         f"kbuild_summary_file={summary_file}",
     ]
+    if request.globals_file is not None and request.globals_file.is_file():
+        argv += ["-e", f"@{request.globals_file}"]
     for extra in request.extra_vars:
         argv += ["-e", extra]
     return argv
