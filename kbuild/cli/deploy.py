@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -53,8 +54,10 @@ def deploy(
         extra_vars=tuple(extra_vars or ()),
         globals_file=globals_file,
     )
+    started = time.monotonic()
     result = run(request, lambda line: print(line, flush=True))
-    print("--- kbuild deploy " + action + (" failed" if result.returncode else ""))
+    outcome = "failed" if result.returncode else "done"
+    print(f"--- kbuild deploy {action}: {outcome} in {time.monotonic() - started:.1f} s")
     for line in summary_lines(result):
         print(line)
     if result.returncode:
