@@ -1,0 +1,132 @@
+"""The Ansible tree and `kbuild deploy`, without deploying: the roles' common shape, the filters
+that make passwords and config hashes, the playbook's syntax, and the command line."""
+
+from __future__ import annotations
+
+import importlib.util
+import string
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+ANSIBLE = ROOT / "ansible"
+ACTIONS = (
+    "prechecks",
+    "pull",
+    "deploy",
+    "reconfigure",
+    "check",
+    "stop",
+    "destroy",
+    "genconfig",
+    "post-deploy",
+)
+SERVICE_ROLES = ("mariadb", "memcached", "rabbitmq", "keystone")
+PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+
+
+def filters():
+    spec = importlib.util.spec_from_file_location("kbuild_filters", ANSIBLE / "filter_plugins" / "kbuild.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_passwords_are_kept_and_missing_ones_made() -> None:
+    merge = filters().merge_passwords
+    merged = merge({"kept": "old-value"}, ["kept", "new", "other"])
+    assert merged["kept"] == "old-value"
+    assert set(merged) == {"kept", "new", "other"}
+    for key in ("new", "other"):
+        assert len(merged[key]) == 32 and set(merged[key]) <= set(string.ascii_letters + string.digits)
+    assert merged["new"] != merged["other"]
+    assert merge(None, ["a"])["a"]
+
+
+def test_config_hash_follows_a_containers_own_files() -> None:
+    config_hash = filters().config_hash
+
+    def result(service: str, dest: str, checksum: str) -> dict:
+        return {"item": [{"key": service}, {"dest": dest}], "checksum": checksum}
+
+    files = [result("keystone", "keystone.conf", "a"), result("keystone-fernet", "crontab", "b")]
+    changed = [result("keystone", "keystone.conf", "a"), result("keystone-fernet", "crontab", "c")]
+    assert config_hash("keystone", files) == config_hash("keystone", changed)
+    assert config_hash("keystone-fernet", files) != config_hash("keystone-fernet", changed)
+
+
+def test_every_yaml_file_of_the_tree_parses() -> None:
+    files = sorted(ANSIBLE.rglob("*.yml")) + sorted((ANSIBLE / "inventory").iterdir())
+    for path in files:
+        if path.suffix == ".yml":
+            yaml.safe_load(path.read_text())
+    assert len(files) > 40
+
+
+@pytest.mark.parametrize("role", SERVICE_ROLES)
+def test_every_service_role_has_kollas_shape(role: str) -> None:
+    path = ANSIBLE / "roles" / role
+    defaults = yaml.safe_load((path / "defaults" / "main.yml").read_text())
+    services = defaults[f"{role}_services"]
+    for name, service in services.items():
+        assert {"container_name", "group", "enabled", "image", "volumes", "healthcheck"} <= set(service), name
+        assert (path / "templates" / f"{name}.json.j2").is_file()
+        assert "/var/lib/kolla/config_files/:ro" in " ".join(service["volumes"])
+    images = [v for k, v in defaults.items() if k.endswith("_image")]
+    assert images and all(image.endswith(".pinned }}") for image in images)
+    assert "kolla_action" in (path / "tasks" / "main.yml").read_text()
+    for action in ACTIONS:
+        assert (path / "tasks" / f"{action}.yml").is_file(), action
+    assert (path / "handlers" / "main.yml").is_file()
+
+
+def test_inventories_have_kollas_groups() -> None:
+    for inventory in ("all-in-one", "multinode"):
+        text = (ANSIBLE / "inventory" / inventory).read_text()
+        for group in ("control", "network", "compute", "storage", *SERVICE_ROLES):
+            assert f"[{group}" in text, (inventory, group)
+    assert "ansible_connection=local" in (ANSIBLE / "inventory" / "all-in-one").read_text()
+
+
+@pytest.mark.skipif(not PLAYBOOK.exists(), reason="ansible is not installed (the deploy extra)")
+def test_the_playbook_parses() -> None:
+    result = subprocess.run(
+        [str(PLAYBOOK), "--syntax-check", "-i", str(ANSIBLE / "inventory" / "all-in-one"), str(ANSIBLE / "site.yml")],
+        capture_output=True, text=True, env={"ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_deploy_command_line(tmp_path: Path) -> None:
+    from kbuild.engine.deploy import DeployRequest, command
+
+    request = DeployRequest("check", ANSIBLE, Path("/i"), Path("/m.yml"), ("a=b",), tmp_path / "globals.yml")
+    argv = command(request, Path("/s.json"))
+    assert argv[0] == str(PLAYBOOK)
+    assert argv[1:4] == ["-i", "/i", str(ANSIBLE / "site.yml")]
+    assert "kolla_action=check" in argv and "kbuild_manifest=/m.yml" in argv and argv[-1] == "a=b"
+    assert not any(arg.startswith("@") for arg in argv)
+    (tmp_path / "globals.yml").write_text("keystone_public_port: 5001\n")
+    argv = command(request, Path("/s.json"))
+    # the operator's settings first, so that -e on the command line wins
+    assert argv[-4:] == ["-e", f"@{tmp_path / 'globals.yml'}", "-e", "a=b"]
+
+
+def test_unknown_action_is_bad_input() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "kbuild", "deploy", "upgrayedd"], capture_output=True, text=True
+    )
+    assert result.returncode == 2 and "prechecks" in result.stderr
+
+
+def test_the_cli_imports_nothing_of_deploy_until_it_runs() -> None:
+    code = (
+        "import sys, kbuild.cli; print(sorted(m for m in sys.modules if 'deploy' in m or m == 'subprocess'))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "kbuild.engine.deploy" not in result.stdout

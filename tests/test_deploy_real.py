@@ -1,0 +1,234 @@
+"""Deploying by digest, for real: the core profile baked once, deployed all-in-one with
+`kbuild deploy` into a configuration directory of its own, used with the real openstack client,
+deployed again (nothing may restart), checked, searched for leaked secrets, then destroyed.
+
+Everything binds 127.0.0.1, on ports picked free for the run; containers and volumes carry a
+prefix of their own, so the run shares the engine with anything else. Needs what
+scripts/setup-host.sh installs, and the `deploy` and `dev` extras (ansible, python-openstackclient).
+Tests run in file order and share one deployment; the last one destroys it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports nothing listens on now (the kernel's picks, so two runs do not collide)."""
+    sockets = []
+    for _ in range(count):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        sockets.append(s)
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=300)
+    if check:
+        assert result.returncode == 0, f"docker {' '.join(args)}: {result.stdout}{result.stderr}"
+    return result
+
+
+@dataclass
+class Deployment:
+    manifest: Path
+    config_dir: Path
+    vars_file: Path
+    prefix: str
+    # every line kbuild deploy printed in this run, searched for secrets at the end
+    outputs: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def kbuild_deploy(self, action: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "kbuild", "deploy", action, "--manifest", str(self.manifest)]
+        # the run's own settings only: not the machine's /etc/kolla/globals.yml
+        argv += ["--globals", str(self.config_dir / "globals.yml"), "-e", f"@{self.vars_file}"]
+        for value in extra:
+            argv += ["-e", value]
+        started = time.monotonic()
+        result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+        self.timings.setdefault(action, time.monotonic() - started)
+        self.outputs.append(result.stdout + result.stderr)
+        if check:
+            assert result.returncode == 0, f"kbuild deploy {action}:\n{result.stdout[-6000:]}{result.stderr}"
+        return result
+
+    def containers(self) -> list[str]:
+        listed = docker("ps", "-a", "--filter", f"label=io.kbuild.deployment={self.prefix}kbuild",
+                        "--format", "{{.Names}}")  # fmt: skip
+        return sorted(listed.stdout.split())
+
+    def volumes(self) -> list[str]:
+        listed = docker("volume", "ls", "--format", "{{.Name}}").stdout.split()
+        return sorted(name for name in listed if name.startswith(self.prefix))
+
+    def started_at(self) -> dict[str, str]:
+        names = self.containers()
+        inspected = json.loads(docker("inspect", *names).stdout)
+        return {c["Name"].lstrip("/"): c["State"]["StartedAt"] for c in inspected}
+
+    def openstack(self, *args: str) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ)
+        env.update(OS_CLIENT_CONFIG_FILE=str(self.config_dir / "clouds.yaml"), OS_CLOUD="kolla-admin")
+        result = subprocess.run([str(BIN / "openstack"), *args], capture_output=True, text=True,
+                                env=env, timeout=120)  # fmt: skip
+        assert result.returncode == 0, f"openstack {' '.join(args)}: {result.stdout}{result.stderr}"
+        return result
+
+
+def recap_changed(output: str) -> int:
+    counts = re.findall(r"^\S+\s*:\s*ok=\d+\s+changed=(\d+)", output, re.MULTILINE)
+    assert counts, output[-3000:]
+    return sum(int(n) for n in counts)
+
+
+@pytest.fixture(scope="session")
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The core profile baked once (from the registry by content hash where it can)."""
+    build_dir = tmp_path_factory.mktemp("deploy-build") / "build"
+    namespace = f"deploy-{uuid.uuid4().hex[:8]}"
+    started = time.monotonic()
+    bake = subprocess.run(
+        [sys.executable, "-m", "kbuild", "bake", "-p", "core", "--push", "--namespace", namespace,
+         "--build-dir", str(build_dir)],
+        cwd=ROOT, capture_output=True, text=True, timeout=3600,
+    )  # fmt: skip
+    assert bake.returncode == 0, bake.stdout[-3000:] + bake.stderr[-3000:]
+    print(f"bake -p core: {time.monotonic() - started:.1f} s")
+    return build_dir / "kbuild-manifest.yml"
+
+
+@pytest.fixture(scope="module")
+def deployment(manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """The core services deployed all-in-one (first deploy and post-deploy); destroyed at the end
+    whatever happened."""
+    config_dir = tmp_path_factory.mktemp("kolla")
+    prefix = f"kbt{uuid.uuid4().hex[:6]}_"
+    ports = free_ports(6)
+    variables = {
+        "node_config_directory": str(config_dir),
+        "kolla_container_prefix": prefix,
+        "api_interface_address": "127.0.0.1",
+        "mariadb_port": ports[0],
+        "memcached_port": ports[1],
+        "rabbitmq_port": ports[2],
+        "rabbitmq_cluster_port": ports[3],
+        "rabbitmq_epmd_port": ports[4],
+        "keystone_public_port": ports[5],
+    }
+    vars_file = config_dir.parent / f"{config_dir.name}-vars.yml"
+    vars_file.write_text(yaml.safe_dump(variables))
+    deployed = Deployment(manifest, config_dir, vars_file, prefix)
+    try:
+        deployed.kbuild_deploy("prechecks")
+        deployed.kbuild_deploy("deploy")
+        deployed.kbuild_deploy("post-deploy")
+        yield deployed
+    finally:
+        deployed.kbuild_deploy("destroy", "kolla_destroy_confirm=yes", check=False)
+        for name in deployed.containers():
+            docker("rm", "--force", name, check=False)
+        for name in deployed.volumes():
+            docker("volume", "rm", "--force", name, check=False)
+        print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in deployed.timings.items()))
+
+
+def test_first_deploy_runs_every_container_by_digest(deployment: Deployment) -> None:
+    manifest = yaml.safe_load(deployment.manifest.read_text())
+    expected = {"mariadb": "mariadb-server", "memcached": "memcached", "rabbitmq": "rabbitmq",
+                "keystone": "keystone", "keystone_fernet": "keystone-fernet"}  # fmt: skip
+    names = deployment.containers()
+    assert names == sorted(deployment.prefix + name for name in expected)
+    for inspected in json.loads(docker("inspect", *names).stdout):
+        image = expected[inspected["Name"].lstrip("/").removeprefix(deployment.prefix)]
+        assert inspected["Config"]["Image"] == manifest["images"][image]["pinned"]
+        assert inspected["State"]["Running"] and inspected["State"]["Health"]["Status"] == "healthy"
+        assert inspected["HostConfig"]["NetworkMode"] == "host"
+
+
+def test_openstack_client_gets_a_token_and_the_catalog(deployment: Deployment) -> None:
+    token = json.loads(deployment.openstack("token", "issue", "-f", "json").stdout)
+    assert token["id"] and token["project_id"]
+    endpoints = json.loads(deployment.openstack("endpoint", "list", "-f", "json").stdout)
+    keystone = {e["Interface"] for e in endpoints if e["Service Name"] == "keystone"}
+    assert keystone == {"public", "internal", "admin"}
+    openrc = (deployment.config_dir / "admin-openrc.sh").read_text()
+    assert "OS_AUTH_URL=http://127.0.0.1:" in openrc
+    assert oct((deployment.config_dir / "clouds.yaml").stat().st_mode & 0o777) == "0o600"
+
+
+def test_second_deploy_restarts_nothing_and_changes_nothing(deployment: Deployment) -> None:
+    before = deployment.started_at()
+    started = time.monotonic()
+    result = deployment.kbuild_deploy("deploy")
+    deployment.timings["redeploy"] = time.monotonic() - started
+    assert recap_changed(result.stdout) == 0, result.stdout[-6000:]
+    assert deployment.started_at() == before
+
+
+def test_reconfiguring_one_keystone_option_restarts_only_keystone(deployment: Deployment) -> None:
+    before = deployment.started_at()
+    result = deployment.kbuild_deploy("reconfigure", "keystone_token_expiration=7200")
+    after = deployment.started_at()
+    restarted = sorted(name.removeprefix(deployment.prefix) for name in before if before[name] != after[name])
+    assert restarted == ["keystone", "keystone_fernet"], result.stdout[-6000:]
+    token = json.loads(deployment.openstack("token", "issue", "-f", "json").stdout)
+    assert token["id"]
+
+
+def test_check_passes(deployment: Deployment) -> None:
+    result = deployment.kbuild_deploy("check")
+    assert recap_changed(result.stdout) == 0
+
+
+def test_passwords_file_is_private_and_complete(deployment: Deployment) -> None:
+    path = deployment.config_dir / "passwords.yml"
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    passwords = yaml.safe_load(path.read_text())
+    assert passwords and all(isinstance(v, str) and len(v) >= 32 for v in passwords.values())
+
+
+def test_no_secret_in_containers_or_output(deployment: Deployment) -> None:
+    passwords = yaml.safe_load((deployment.config_dir / "passwords.yml").read_text())
+    inspected = docker("inspect", *deployment.containers()).stdout
+    manifest = deployment.manifest.read_text()
+    places = {
+        "docker inspect": inspected,
+        "manifest": manifest,
+        "ansible output": "\n".join(deployment.outputs),
+    }
+    leaks = [
+        (key, where) for key, secret in passwords.items() for where, text in places.items() if secret in text
+    ]
+    assert leaks == []
+
+
+def test_destroy_needs_confirmation_then_removes_everything(deployment: Deployment) -> None:
+    refused = deployment.kbuild_deploy("destroy", check=False)
+    assert refused.returncode != 0 and "kolla_destroy_confirm=yes" in refused.stdout
+    assert deployment.containers()
+    deployment.kbuild_deploy("destroy", "kolla_destroy_confirm=yes")
+    assert deployment.containers() == []
+    assert deployment.volumes() == []
