@@ -24,7 +24,9 @@ from kbuild.compile.pipeline import Compiled
 TRANSIENT = re.compile(
     r"Temporary failure resolving|Could not resolve|Connection (timed out|refused|reset)|"
     r"Failed to fetch|i/o timeout|TLS handshake timeout|502 Bad Gateway|503 Service Unavailable|"
-    r"Hash Sum mismatch|unexpected EOF",
+    r"Hash Sum mismatch|unexpected EOF|"
+    # BuildKit's own gRPC session giving up under load: the recipe is not at fault.
+    r"DeadlineExceeded|context deadline exceeded|error reading from server: EOF",
     re.IGNORECASE,
 )
 _VERTEX = re.compile(r"^#(\d+) \[([a-zA-Z0-9_-]+)(?: [^\]]*)?\] ?(.*)$")
