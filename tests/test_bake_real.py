@@ -6,6 +6,7 @@ store, QEMU binfmt, debootstrap, a registry on 127.0.0.1:5000); `scripts/test` r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -89,6 +90,27 @@ def test_ci_profile_multi_arch_is_bit_for_bit_reproducible(tmp_path, namespace):
         assert docker_run(memcached, "id", "-u", platform=platform).strip() == "42457"
     yaml_form = (build_dir / "kbuild-manifest.yml").read_text()
     assert manifest["images"]["memcached"]["digest"] in yaml_form
+    assert manifest["manifest"] == 1
+
+    # An SBOM per image and platform, an OCI artifact about the image's index, found by its tag.
+    for name, image in manifest["images"].items():
+        sbom_ref = image["sbom"]["ref"]
+        artifact, artifact_digest = registry_manifest(
+            f"{namespace}/{name}", "kbuild-sbom-" + image["hash"][7:]
+        )
+        assert sbom_ref.endswith("@" + artifact_digest)
+        assert artifact["artifactType"] == "application/spdx+json"
+        assert artifact["subject"]["digest"] == image["digest"]  # the image's own digest is unchanged
+        assert len(artifact["layers"]) == 2
+        for layer in artifact["layers"]:
+            url = f"http://{REGISTRY}/v2/{namespace}/{name}/blobs/{layer['digest']}"
+            with urllib.request.urlopen(url, timeout=30) as response:
+                data = response.read()
+            document = json.loads(data)
+            assert document["spdxVersion"] == "SPDX-2.3"
+            listed = {(p["name"], p["versionInfo"]) for p in document["packages"]}
+            assert ("tini" if name == "base" else "memcached") in {n for n, _ in listed}
+            assert "sha256:" + hashlib.sha256(data).hexdigest() in image["sbom"]["documents"].values()
 
     verify = kbuild(
         "verify", "base", "memcached", "--platform", platforms, "--namespace", namespace,
@@ -162,3 +184,12 @@ def test_a_failing_image_does_not_stop_its_siblings(tmp_path, namespace):
     assert namespace in (build_dir / "logs" / "sibling.log").read_text()
     manifest = json.loads((build_dir / "kbuild-manifest.json").read_text())
     assert set(manifest["images"]) == {"base", "sibling"}
+
+
+def test_the_ci_profile_rebuilds_to_the_digests_kbuild_lock_recorded(tmp_path: Path) -> None:
+    """Cross-machine reproducibility: CI, on a new machine every time, rebuilds the repository's
+    locked `ci` selection without any cache and must get the digests another machine recorded."""
+    result = kbuild("verify", "--against-lock", "-p", "ci", "--build-dir", str(tmp_path / "verify"))
+    assert result.returncode == 0, result.stderr
+    for image in ("base", "memcached"):
+        assert f"as locked {image} linux/amd64 sha256:" in result.stderr, result.stderr

@@ -169,6 +169,8 @@ def test_lock_pins_and_refuses_stale_or_missing_locks(workspace, namespace, tmp_
         if line.startswith("memcached=")
     )
     assert any(line.startswith("tini=") for line in entries["base"]["packages"]["linux/amd64"])
+    # The locked build's digest per platform: what any machine must rebuild it to.
+    assert entries["memcached"]["image"]["linux/amd64"].startswith("sha256:")
     assert entries["debian-trixie-root"]["digests"]["linux/amd64"].startswith("sha256:")
 
     recipe = workspace / "recipes" / "memcached" / "memcached.kb"
@@ -199,3 +201,12 @@ def test_lock_pins_and_refuses_stale_or_missing_locks(workspace, namespace, tmp_
         text=True,
     )
     assert run.stdout == memcached_version, run.stderr
+
+    # The locked selection, rebuilt without cache, gives the lock's digests; a wrong one is named.
+    tampered = yaml.safe_load(lock.read_bytes())
+    tampered["variants"]["debian-trixie-binary"]["memcached"]["image"]["linux/amd64"] = "sha256:" + "0" * 64
+    lock.write_text(yaml.safe_dump(tampered))
+    verified = kbuild("verify", "--against-lock", "-p", "ci", *common, cwd=workspace)
+    assert verified.returncode == 1, verified.stderr
+    assert "as locked base linux/amd64 sha256:" in verified.stderr
+    assert f"differs memcached linux/amd64: kbuild.lock has sha256:{'0' * 64}" in verified.stderr

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -19,7 +20,6 @@ from kbuild.cli.options import (
     Progress,
     ProgressOpt,
     PushOpt,
-    say,
     shared_options,
 )
 
@@ -87,6 +87,7 @@ def bake(
 
     An image whose content hash is already in the registry (--push) or the engine (--load) is not
     rebuilt, only tagged. Exit code 0 when every selected image was built or found, 1 otherwise."""
+    from kbuild.cli.progress import Board
     from kbuild.compile.bake import BakeOptions
     from kbuild.compile.lock import read_lock
     from kbuild.compile.pipeline import compile_catalog
@@ -96,9 +97,11 @@ def bake(
     from kbuild.engine.publish import publish
     from kbuild.engine.results import write_results
     from kbuild.engine.roots import host_mirror, prepare_roots
+    from kbuild.engine.sbom import publish_sboms
 
+    board = Board(progress)
+    tell = board.say
     with exclusive(build_dir):
-        tell = say(progress)
         lock = read_lock(lock_file or inputs.workspace / "kbuild.lock") if locked else None
         compiled = compile_catalog(
             inputs.catalog(),
@@ -108,7 +111,7 @@ def bake(
             lock=lock,
             locked=locked,
             find=None if no_cache else registry_finder if push else local_finder,
-            bake_options=BakeOptions(roots_dir=roots_dir(), cache=cache, no_cache=no_cache),
+            bake_options=BakeOptions(roots_dir=roots_dir(), cache=cache, no_cache=no_cache, sbom=True),
         )
         request = compiled.request
         tell(
@@ -118,17 +121,28 @@ def bake(
         bake_path = build_dir / "docker-bake.json"
         prepare_roots(compiled, tell, lock)
         write_build_dir(compiled, build_dir, bake_path)
-        outcomes = run_bake(compiled, bake_path, RunOptions(builder, progress.value, retries), tell)
-        published = publish(compiled, outcomes, build_dir, push, tell)
-        report, _ = write_results(compiled, outcomes, published, build_dir, push)
+        with board:
+            for name in compiled.plan.found:
+                board.state(name, "waiting")
+            run = RunOptions(builder, progress.value, retries, on_state=board.state)
+            outcomes = run_bake(compiled, bake_path, run, tell)
+            published = publish(compiled, outcomes, build_dir, push, tell, board.state)
+            sboms = publish_sboms(compiled, published, build_dir, push, tell)
+        report, _ = write_results(compiled, outcomes, published, build_dir, push, sboms)
+    _report(report, tell, build_dir)
+    if report["failed"] or report["parent_error"]:
+        raise typer.Exit(1)
+
+
+def _report(report: dict[str, Any], tell: Callable[[str], None], build_dir: Path) -> None:
+    """A line per image: what happened to it, in how long, and why when it failed."""
     colours = {"built": "green", "cached": "cyan", "failed": "red", "parent_error": "red"}
     for status, colour in colours.items():
         for entry in report[status]:
             detail = f"  {entry['error']}" if entry.get("error") else ""
             seconds = f"{entry['seconds']:>7.1f} s" if "seconds" in entry else " " * 9
             tell(f"[{colour}]{status:<12}[/] {entry['name']:<24} {seconds}{detail}")
-    for entry in report.get("disabled", ()):
-        tell(f"[yellow]{'disabled':<12}[/] {entry['name']:<24} {entry['reason']}")
+    for status in ("disabled", "unbuildable"):
+        for entry in report[status]:
+            tell(f"[yellow]{status:<12}[/] {entry['name']:<24} {entry['reason']}")
     tell(f"manifest: {build_dir / 'kbuild-manifest.json'} (and .yml); summary: {build_dir / 'summary.json'}")
-    if report["failed"] or report["parent_error"]:
-        raise typer.Exit(1)

@@ -43,19 +43,21 @@ def list_images(
             ),
             "platforms": list(selected.platforms.get(name, request.platforms)),
             "excluded": selected.excluded.get(name),
+            "unbuildable": selected.unbuildable.get(name),
         }
-        for name in (*selected.images, *selected.excluded)
+        for name in (*selected.images, *selected.excluded, *selected.unbuildable)
     ]
     if as_json:
         print(json.dumps(rows, indent=2))
         return
     for row in rows:
-        marks = [] if row["matched"] or row["excluded"] else ["ancestor"]
+        marks = [] if row["matched"] or row["excluded"] or row["unbuildable"] else ["ancestor"]
         marks += [f"overlay {', '.join(row['overlays'])}"] if row["overlays"] else []
         marks += (
             [f"only {', '.join(row['platforms'])}"] if row["platforms"] != list(request.platforms) else []
         )
         marks += [f"not built: {row['excluded']}"] if row["excluded"] else []
+        marks += [f"unbuildable on {request.distro}: {row['unbuildable']}"] if row["unbuildable"] else []
         mark = f"  ({'; '.join(marks)})" if marks else ""
         print(f"{row['name']:<28} {row['parent'] or '-':<24} {row['location']}{mark}")
 

@@ -19,7 +19,6 @@ from kbuild.cli.options import (
     LockFileOpt,
     Progress,
     ProgressOpt,
-    say,
     shared_options,
 )
 from kbuild.errors import KbuildError, unknown
@@ -43,47 +42,34 @@ def lock(
 
     It builds the images (from cache where it can) and reads back what they installed. Entries of
     other variants and images are kept; --update moves only the entries named (and stale ones)."""
-    from kbuild.compile.bake import BakeOptions
+    from kbuild.cli.progress import Board
     from kbuild.compile.lock import dump_lock, read_lock
-    from kbuild.compile.pipeline import compile_lock, merge_lock
-    from kbuild.engine.buildx import RunOptions, run_bake
-    from kbuild.engine.files import exclusive, roots_dir, write_build_dir, write_if_changed
-    from kbuild.engine.finders import registry_finder
-    from kbuild.engine.probes import read_lock_entries
-    from kbuild.engine.roots import host_mirror, prepare_roots
-    from kbuild.model.workspace import recipes_digest
+    from kbuild.engine.buildx import RunOptions
+    from kbuild.engine.files import exclusive, write_if_changed
+    from kbuild.engine.locking import BuildFailed, make_lock
 
-    tell = say(progress)
+    board = Board(progress)
+    tell = board.say
     path = lock_file or inputs.workspace / "kbuild.lock"
     old = read_lock(path)
-    with exclusive(build_dir):
-        compiled, epoch, moving = compile_lock(
-            inputs.catalog(),
-            inputs.select,
-            build_dir,
-            host_mirror,
-            old,
-            tuple(update or ()),
-            registry_finder,
-            BakeOptions(roots_dir=roots_dir()),
-        )
-        tell(
-            f"resolving {len(moving)} entr{'y' if len(moving) == 1 else 'ies'} for {compiled.request.variant}"
-        )
-        bake_path = build_dir / "docker-bake-lock.json"
-        prepare_roots(compiled, tell)
-        write_build_dir(compiled, build_dir, bake_path)
-        outcomes = run_bake(compiled, bake_path, RunOptions(builder, progress.value), tell)
-        failed = sorted(
-            name for name, outcome in outcomes.items() if outcome.status in ("failed", "parent_error")
-        )
-        if failed:
-            tell(f"[red]cannot lock: {', '.join(failed)} did not build[/] (logs: {build_dir / 'logs'})")
-            raise typer.Exit(1)
-        entries = read_lock_entries(compiled, build_dir, moving)
-        new = merge_lock(old, compiled.request.variant, epoch, recipes_digest(inputs.workspace), entries)
+    with exclusive(build_dir), board:
+        try:
+            new, moving = make_lock(
+                inputs.catalog(),
+                inputs.select,
+                build_dir,
+                old,
+                tuple(update or ()),
+                RunOptions(builder, progress.value, on_state=board.state),
+                tell,
+            )
+        except BuildFailed as failure:
+            tell(
+                f"[red]cannot lock: {', '.join(failure.names)} did not build[/] (logs: {build_dir / 'logs'})"
+            )
+            raise typer.Exit(1) from None
         write_if_changed(path, dump_lock(new))
-    tell(f"wrote {path}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} moved")
+    tell(f"wrote {path}: {len(moving)} entr{'y' if len(moving) == 1 else 'ies'} moved")
 
 
 @app.command()
@@ -92,6 +78,13 @@ def verify(
     inputs: Inputs,
     images: Annotated[list[str] | None, typer.Argument(help="The images to rebuild and compare.")] = None,
     locked: Annotated[bool, typer.Option("--locked", help="Verify the locked build.")] = False,
+    against_lock: Annotated[
+        bool,
+        typer.Option(
+            "--against-lock",
+            help="Rebuild the locked selection and compare with the digests kbuild.lock recorded.",
+        ),
+    ] = False,
     builder: BuilderOpt = None,
     progress: ProgressOpt = Progress.auto,
     lock_file: LockFileOpt = None,
@@ -99,16 +92,33 @@ def verify(
 ) -> None:
     """Rebuild images (those named and those a --profile names) without any cache and compare
     them with the published ones (found in the registry by content hash). Where digests differ,
-    name the platforms, layers and files.
+    name the platforms, layers and files. With --against-lock, rebuild the locked selection
+    instead and compare with the digests `kbuild lock` recorded (what CI checks on a new machine).
 
     Exit code 0 when every image is bit-for-bit identical, 1 otherwise."""
+    from kbuild.cli.progress import Board
     from kbuild.compile.lock import read_lock
     from kbuild.compile.select import make_request, select
     from kbuild.engine.buildx import RunOptions
     from kbuild.engine.files import exclusive
-    from kbuild.engine.verify import verify_images
+    from kbuild.engine.verify import verify_against_lock, verify_images
 
     loaded = inputs.catalog()
+    board = Board(progress)
+    tell = board.say
+    run = RunOptions(builder, progress.value, on_state=board.state)
+    if against_lock:
+        path = lock_file or inputs.workspace / "kbuild.lock"
+        recorded = read_lock(path)
+        if recorded is None:
+            raise KbuildError(f"--against-lock, but there is no {path}", hint="make it with `kbuild lock`")
+        patterns = tuple(f"^{re.escape(i)}$" for i in images or ())
+        options = replace(inputs.select, patterns=patterns)
+        with exclusive(build_dir), board:
+            differing = verify_against_lock(loaded, options, build_dir, run, tell, recorded)
+        if differing:
+            raise typer.Exit(1)
+        return
     named = list(images or ())
     for image in named:
         if image not in loaded.images:
@@ -119,10 +129,7 @@ def verify(
         raise KbuildError("nothing to verify", hint="name images, or a profile with --profile")
     lock = read_lock(lock_file or inputs.workspace / "kbuild.lock") if locked else None
     options = replace(inputs.select, profiles=(), patterns=tuple(f"^{re.escape(i)}$" for i in named))
-    tell = say(progress)
-    with exclusive(build_dir):
-        differing = verify_images(
-            loaded, options, named, build_dir, RunOptions(builder, progress.value), tell, lock, locked
-        )
+    with exclusive(build_dir), board:
+        differing = verify_images(loaded, options, named, build_dir, run, tell, lock, locked)
     if differing:
         raise typer.Exit(1)

@@ -57,9 +57,16 @@ class Progress(StrEnum):
     auto = "auto"
     plain = "plain"
     quiet = "quiet"
+    json = "json"
 
 
-ProgressOpt = Annotated[Progress, typer.Option(help="auto: a line per image; plain: all BuildKit output.")]
+ProgressOpt = Annotated[
+    Progress,
+    typer.Option(
+        help="auto: a live table on a terminal, else a line per change; plain: all BuildKit output; "
+        "json: a JSON line per change."
+    ),
+]
 
 
 def platforms(values: list[str] | None) -> tuple[str, ...]:
@@ -150,10 +157,3 @@ def _inputs(given: dict[str, Any]) -> Inputs:
         tag=given.get("tag"),
     )
     return Inputs(given["workspace"], tuple(given["overlay"] or ()), select)
-
-
-def say(progress: Progress) -> Callable[[str], None]:
-    from rich.console import Console
-
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
-    return console.print if progress is not Progress.quiet else (lambda *_: None)

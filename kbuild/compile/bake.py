@@ -60,6 +60,7 @@ class BakeOptions:
     cache: str | None = None  # "registry" or "local:DIR": BuildKit's layer cache, shared
     no_cache: bool = False
     export: bool = True  # False: images stay in BuildKit's cache (`kbuild lock` only probes them)
+    sbom: bool = False  # probe every image built, for its SBOM
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,10 @@ def bake_file(
         if item.name in plan.to_bake
     }
     probes = [t.name for t in rendered.targets if t.probe and t.name in plan.to_bake]
-    groups = {"default": tuple(probes or [n for n in selection.images if n in plan.to_bake])}
+    images = [n for n in selection.images if n in plan.to_bake]
+    # Exported images are what is asked for, with their probes; unexported ones are only there
+    # for their probes (`kbuild lock`).
+    groups = {"default": tuple(images + probes if options.export else probes or images)}
     for profile, members in sorted(selection.groups.items()):
         chosen = tuple(n for n in members if n in plan.to_bake)
         if profile != "default" and chosen:

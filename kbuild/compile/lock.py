@@ -40,6 +40,8 @@ class LockEntry:
     inputs: str  # the content hash of the image rendered without pins
     pins: ImagePins
     digests: Mapping[str, str] = field(default_factory=lambda: _EMPTY)  # roots: platform -> digest
+    # images: platform -> the manifest digest the locked build gave; any machine must give it too
+    images: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ def _entry(data: Mapping[str, Any]) -> LockEntry:
         for platform, lines in (data.get("packages") or {}).items()
     }
     pip = {platform: tuple(lines) for platform, lines in (data.get("pip") or {}).items()}
-    return LockEntry(str(data["inputs"]), ImagePins(packages, pip), dict(data.get("digests") or {}))
+    digests, images = dict(data.get("digests") or {}), dict(data.get("image") or {})
+    return LockEntry(str(data["inputs"]), ImagePins(packages, pip), digests, images)
 
 
 def dump_lock(lock: Lock) -> bytes:
@@ -106,6 +109,8 @@ def _dump_entry(entry: LockEntry) -> dict[str, Any]:
     out: dict[str, Any] = {"inputs": entry.inputs}
     if entry.digests:
         out["digests"] = dict(sorted(entry.digests.items()))
+    if entry.images:
+        out["image"] = dict(sorted(entry.images.items()))
     if entry.pins.packages:
         out["packages"] = {
             platform: [f"{name}={version}" for name, version in sorted(versions.items())]

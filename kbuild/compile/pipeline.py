@@ -100,6 +100,13 @@ def _finish(
 ) -> Compiled:
     hashes = content_hashes(rendered, front.extra)
     plan = make_plan(rendered, hashes, find(front.request) if find else None)
+    if bake_options.sbom:  # a probe on every image that is built, for its SBOM
+        family = front.catalog.families[front.catalog.distros[front.request.distro].family]
+        built = [name for name in plan.to_bake if name in front.selection.images]
+        rendered = add_probes(rendered, family, only=built)
+        hashes = content_hashes(rendered, front.extra)
+        probes = tuple(t.name for t in rendered.targets if t.probe)
+        plan = replace(plan, hashes=hashes, to_bake=plan.to_bake + probes)
     bake = bake_file(rendered, front.selection, plan, build_dir, bake_options)
     return Compiled(
         front.catalog, front.request, front.selection, rendered, front.inputs, plan, bake, front.mirror
@@ -201,6 +208,16 @@ def merge_lock(
             pins = ImagePins(
                 {**previous.pins.packages, **entry.pins.packages}, {**previous.pins.pip, **entry.pins.pip}
             )
-            entry = LockEntry(entry.inputs, pins, {**previous.digests, **entry.digests})
+            images = {**previous.images, **entry.images}
+            entry = LockEntry(entry.inputs, pins, {**previous.digests, **entry.digests}, images)
         current[name] = entry
     return Lock(epoch, recipes, variants)
+
+
+def with_image_digests(lock: Lock, variant: str, digests: Mapping[str, Mapping[str, str]]) -> Lock:
+    """The lock with what its locked build gave (image -> platform -> manifest digest) recorded."""
+    variants = {name: dict(entries) for name, entries in lock.variants.items()}
+    for name, images in digests.items():
+        entry = variants[variant][name]
+        variants[variant][name] = replace(entry, images={**entry.images, **images})
+    return Lock(lock.source_date_epoch, lock.recipes, variants)

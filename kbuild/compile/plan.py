@@ -37,17 +37,15 @@ class Plan:
     to_bake: tuple[str, ...]  # targets to bake (images and the roots they need), parents first
 
 
-Finder = Callable[[str, str], Found | None]  # (image, content hash) -> where it already is
+# {image: content hash} -> {image: where it already is}, for those that are somewhere. One call
+# for all images, so a finder can ask a registry about them all at once.
+Finder = Callable[[Mapping[str, str]], Mapping[str, Found]]
 
 
 def make_plan(rendered: Rendered, hashes: Mapping[str, str], find: Finder | None) -> Plan:
     """Look every selected image up (none with `find=None`: rebuild everything)."""
-    found: dict[str, Found] = {}
-    for item in rendered.targets:
-        if item.image is not None and find is not None:
-            hit = find(item.name, hashes[item.name])
-            if hit is not None:
-                found[item.name] = hit
+    wanted = {item.name: hashes[item.name] for item in rendered.targets if item.image is not None}
+    found = dict(find(wanted)) if find is not None and wanted else {}
     needed: set[str] = set()
     for item in reversed(rendered.targets):  # children first, so a needed root is known in time
         if item.name in found:

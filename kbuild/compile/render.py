@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -119,7 +119,7 @@ def _render_image(
         labels=dict(sorted(image.labels.items())),
         inherited_user=inherited is not None,
         repositories=distro.repositories if image.parent is None else (),
-        install=_install(family, packages, package_pins, arches),
+        install=_install(family, packages, package_pins, arches, image.clean),
         add_user=_add_user(family, image.user) if image.user else "",
         files={name: f.destination for name, f in _context_files(image, request).items()},
         pip_install=_pip_install(source, image.name, pip_pins, arches) if source else "",
@@ -136,11 +136,14 @@ def _render_image(
     return RenderedImage(image.name, _tidy(text), files, parent, parent_ref, image=image, labels=labels)
 
 
-def add_probes(rendered: Rendered, family: Family) -> Rendered:
-    """One probe per image and root: a target on top of it whose only output is what it has
-    installed (the family's list) and what its own pip install resolved to."""
+def add_probes(rendered: Rendered, family: Family, only: Iterable[str] | None = None) -> Rendered:
+    """One probe per image and root (or those `only` names): a target on top of it whose only
+    output is what it has installed (the family's list) and what its own pip install resolved to."""
     probes = []
+    chosen = None if only is None else set(only)
     for item in rendered.targets:
+        if chosen is not None and item.name not in chosen:
+            continue
         dockerfile = (
             f"# What {item.name} has installed, for kbuild.lock.\n"
             f"FROM {item.name}\nUSER root\n"
@@ -215,10 +218,16 @@ def _env(catalog: Catalog, image: Image, request: Request) -> dict[str, str]:
 
 
 def _install(
-    family: Family, packages: list[str], pinned: Mapping[str, list[str]], arches: Mapping[str, str]
+    family: Family,
+    packages: list[str],
+    pinned: Mapping[str, list[str]],
+    arches: Mapping[str, str],
+    clean: Sequence[str] = (),
 ) -> str:
     """The family's install command. Locked, it installs exactly the versions the lock recorded
-    for this image (its packages and their dependencies), per architecture where they differ."""
+    for this image (its packages and their dependencies), per architecture where they differ.
+    The family's clean-up and the image's own (`clean`) run in the same layer: what a package's
+    scripts leave that differs from build to build never reaches a layer."""
     if pinned:
         common, own = _split_by_arch(pinned, arches)
         per_arch = {arch: "echo " + shlex.quote(" ".join(items)) for arch, items in own.items()}
@@ -227,7 +236,7 @@ def _install(
         return ""
     listed = " \\\n        ".join(packages)
     command = _fill(family.install, packages=f"\\\n        {listed}")
-    return f"{command} \\\n    && {family.clean}" if family.clean else command
+    return " \\\n    && ".join([command, *([family.clean] if family.clean else []), *clean])
 
 
 def _package_pins(family: Family, pins: ImagePins) -> dict[str, list[str]]:

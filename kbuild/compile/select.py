@@ -41,6 +41,8 @@ class Selection:
     excluded: Mapping[str, str] = field(default_factory=dict)
     # image -> the requested platforms it is built for, where an overlay disabled some
     platforms: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # named, but its recipe says it cannot be built for this distro (or an ancestor's does): -> why
+    unbuildable: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -107,8 +109,10 @@ def select(catalog: Catalog, request: Request) -> Selection:
     patterns += request.patterns
     matched = _matching(catalog, patterns, "argument") if patterns else list(catalog.images)
     platforms, disabled = _platforms(catalog, request)
-    excluded = {name: disabled[name] for name in matched if name in disabled}
-    matched = [name for name in matched if name not in disabled]
+    unbuildable = _unbuildable(catalog, request.distro)
+    excluded = {name: disabled[name] for name in matched if name in disabled and name not in unbuildable}
+    cannot = {name: unbuildable[name] for name in matched if name in unbuildable}
+    matched = [name for name in matched if name not in disabled and name not in unbuildable]
     wanted = set(matched)
     for name in matched:
         wanted.update(catalog.ancestors(name))
@@ -120,7 +124,20 @@ def select(catalog: Catalog, request: Request) -> Selection:
         if in_selection:
             groups[profile.name] = in_selection
     reduced = {name: platforms[name] for name in images if platforms[name] != request.platforms}
-    return Selection(images, tuple(matched), groups, excluded, reduced)
+    return Selection(images, tuple(matched), groups, excluded, reduced, cannot)
+
+
+def _unbuildable(catalog: Catalog, distro: str) -> dict[str, str]:
+    """The images that cannot be built for `distro`, by their recipe or an ancestor's, with why."""
+    out: dict[str, str] = {}
+    for name, image in catalog.images.items():  # parents first
+        if image.parent in out:
+            out[name] = out[image.parent]
+            if not out[name].startswith("its ancestor"):
+                out[name] = f"its ancestor '{image.parent}' cannot be built on {distro}: {out[name]}"
+        elif distro in image.unbuildable:
+            out[name] = image.unbuildable[distro]
+    return out
 
 
 def _platforms(catalog: Catalog, request: Request) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:

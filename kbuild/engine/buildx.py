@@ -44,21 +44,30 @@ class TargetOutcome:
     log: list[str] = field(default_factory=list)
 
 
+# (image, state, current step): how a live view learns what each target is doing.
+OnState = Callable[[str, str, str], None]
+
+
+def ignore_state(image: str, state: str, step: str) -> None:
+    pass
+
+
 @dataclass(frozen=True)
 class RunOptions:
     builder: str | None = None
     progress: str = "plain"
     retries: int = 2
     backoff: float = 5.0
+    on_state: OnState = ignore_state
 
 
 class _Round:
     """Routes one bake's plain progress lines to the targets they belong to."""
 
-    def __init__(self, outcomes: dict[str, TargetOutcome], say: Callable[[str], None]) -> None:
+    def __init__(self, outcomes: dict[str, TargetOutcome], on_state: OnState) -> None:
         self.outcomes = outcomes
         self.by_target = {target_name(name): name for name in outcomes}  # buildx speaks target names
-        self.say = say
+        self.on_state = on_state
         self.vertex_target: dict[str, str] = {}
         self.vertex_step: dict[str, str] = {}
         self.vertex_seconds: dict[str, float] = {}
@@ -70,16 +79,17 @@ class _Round:
         line = line.rstrip("\n")
         match = _VERTEX.match(line)
         if match and match.group(2) in self.by_target:
-            self.vertex_target[match.group(1)] = self.by_target[match.group(2)]
-            self.vertex_step[match.group(1)] = match.group(3)
+            name, text = self.by_target[match.group(2)], match.group(3)
+            if match.group(1) not in self.vertex_target:
+                self.started.add(name)
+                self.on_state(name, "exporting" if text.startswith("exporting") else "building", text)
+            self.vertex_target[match.group(1)] = name
+            self.vertex_step[match.group(1)] = text
         step = _STEP.match(line)
         target = self.vertex_target.get(step.group(1)) if step else None
         if target is None:
             self.general.append(line)
             return
-        if target not in self.started:
-            self.started.add(target)
-            self.say(f"[bold]started[/] {target}")
         self.outcomes[target].log.append(line)
         done = _DONE.match(step.group(2)) if step else None
         if done:
@@ -102,9 +112,11 @@ def run_bake(
     outcomes = {name: TargetOutcome(name) for name in compiled.bake.targets}
     dockerfiles = {t.name: t.dockerfile for t in compiled.rendered.targets}
     remaining = list(compiled.bake.groups["default"])
+    for name in _with_ancestors(remaining, parents):
+        options.on_state(name, "waiting", "")
     failures_without_target = 0
     while remaining:
-        current = _Round(outcomes, say)
+        current = _Round(outcomes, options.on_state)
         for name in _with_ancestors(remaining, parents):
             outcomes[name].attempts += 1
         error, metadata = _bake_once(remaining, bake_path, options, current)
@@ -116,12 +128,14 @@ def run_bake(
             for name in _with_ancestors(remaining, parents):
                 outcomes[name].status = "built"
                 outcomes[name].metadata = metadata.get(target_name(name), {})
+                options.on_state(name, "built", "")
             break
         if not current.failed:
             failures_without_target += 1
             if failures_without_target > options.retries:
                 for name in remaining:
                     outcomes[name].status, outcomes[name].error = "failed", error
+                    options.on_state(name, "failed", error)
                 break
             say(
                 f"[yellow]bake failed ({error}); retrying in {options.backoff * failures_without_target:.0f} s[/]"
@@ -136,11 +150,12 @@ def run_bake(
                 retry = True
                 continue
             outcome.status = "failed"
-            say(f"[red]failed[/] {name}: {outcome.error}")
+            options.on_state(name, "failed", outcome.error)
             for descendant in _descendants(name, parents):
                 if outcomes[descendant].status == "pending":
                     outcomes[descendant].status = "parent_error"
                     outcomes[descendant].error = f"parent {name} failed"
+                    options.on_state(descendant, "parent_error", outcomes[descendant].error)
         if retry:
             sleep(options.backoff)
         remaining = [n for n in remaining if outcomes[n].status == "pending"]

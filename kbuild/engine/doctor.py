@@ -58,6 +58,19 @@ def checks(platforms: tuple[str, ...], registry: str) -> Iterator[tuple[str, boo
         version or "not installed",
         f"{SETUP} (installs docker-buildx)",
     )
+    yield from _platforms(platforms)
+    yield (
+        "debootstrap",
+        shutil.which("debootstrap") is not None,
+        shutil.which("debootstrap") or "not installed",
+        "apt-get install debootstrap",
+    )
+    if registry:
+        yield _registry(registry)
+
+
+def _platforms(platforms: tuple[str, ...]) -> Iterator[tuple[str, bool, str, str]]:
+    """Each platform runs natively or has a binfmt handler (QEMU)."""
     native = {"x86_64": "amd64", "aarch64": "arm64"}.get(host.machine(), host.machine())
     for name in platforms:
         arch = name.split("/")[1]
@@ -72,21 +85,13 @@ def checks(platforms: tuple[str, ...], registry: str) -> Iterator[tuple[str, boo
             "binfmt emulation enabled" if enabled else "no binfmt handler",
             f"{SETUP} (qemu-user-static, binfmt-support)",
         )
-    yield (
-        "debootstrap",
-        shutil.which("debootstrap") is not None,
-        shutil.which("debootstrap") or "not installed",
-        "apt-get install debootstrap",
-    )
-    if registry:
-        scheme = "http" if registry.startswith(("127.", "localhost")) else "https"
-        try:
-            with urllib.request.urlopen(f"{scheme}://{registry}/v2/", timeout=5) as response:
-                yield f"registry {registry}", True, f"HTTP {response.status}", ""
-        except OSError as error:
-            yield (
-                f"registry {registry}",
-                False,
-                str(error),
-                f"{SETUP} (starts a registry on 127.0.0.1:5000) or pass --registry",
-            )
+
+
+def _registry(registry: str) -> tuple[str, bool, str, str]:
+    scheme = "http" if registry.startswith(("127.", "localhost")) else "https"
+    try:
+        with urllib.request.urlopen(f"{scheme}://{registry}/v2/", timeout=5) as response:
+            return f"registry {registry}", True, f"HTTP {response.status}", ""
+    except OSError as error:
+        fix = f"{SETUP} (starts a registry on 127.0.0.1:5000) or pass --registry"
+        return f"registry {registry}", False, str(error), fix

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import itertools
 import subprocess
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from urllib.error import URLError
 
 from kbuild.compile.names import hash_tag, repository
@@ -18,28 +20,54 @@ from kbuild.errors import KbuildError
 
 
 def registry_finder(request: Request) -> Finder:
-    def find(image: str, content_hash: str) -> Found | None:
-        tag = hash_tag(content_hash)
-        target = repository(request, image).partition("/")[2]
-        # Lazily: the registry's catalog is only read when the target repository lacks the image.
-        others = (
-            repo
-            for repo in registry.repositories(request.registry)
-            if repo != target and repo.rsplit("/", 1)[-1] == image
-        )
-        for repo in itertools.chain([target], others):
-            try:
-                digest = registry.manifest_digest(request.registry, repo, tag)
-            except (URLError, OSError) as error:
-                raise KbuildError(
-                    f"cannot reach the registry {request.registry}: {error}",
-                    hint="start it (scripts/setup-host.sh), or choose another with --registry",
-                ) from None
-            if digest:
-                return Found(f"{request.registry}/{repo}@{digest}", digest, local=False)
-        return None
+    def find(wanted: Mapping[str, str]) -> dict[str, Found]:
+        """Every image's hash tag in the target repository, all at once; only for those missing,
+        the registry's catalog is read, for repositories of the same image name."""
+        found = _lookup(request.registry, {image: _target(request, image) for image in wanted}, wanted)
+        missing = [image for image in wanted if image not in found]
+        if missing:
+            others: dict[str, list[str]] = {image: [] for image in missing}
+            for repo in registry.repositories(request.registry):
+                name = repo.rsplit("/", 1)[-1]
+                if name in others and repo != _target(request, name):
+                    others[name].append(repo)
+            names = list(others)
+            for repos in itertools.zip_longest(*others.values()):  # the k-th other repository of each
+                chosen = {
+                    image: repo
+                    for image, repo in zip(names, repos, strict=True)
+                    if repo and image not in found
+                }
+                found.update(_lookup(request.registry, chosen, wanted))
+        return found
 
     return find
+
+
+def _target(request: Request, image: str) -> str:
+    return repository(request, image).partition("/")[2]
+
+
+def _lookup(registry_host: str, repos: Mapping[str, str], wanted: Mapping[str, str]) -> dict[str, Found]:
+    """HEAD each image's hash tag in its repository, a few at a time (loopback or not, the
+    round trips dominate a no-op bake)."""
+
+    def head(image: str) -> tuple[str, str | None]:
+        try:
+            return image, registry.manifest_digest(registry_host, repos[image], hash_tag(wanted[image]))
+        except (URLError, OSError) as error:
+            raise KbuildError(
+                f"cannot reach the registry {registry_host}: {error}",
+                hint="start it (scripts/setup-host.sh), or choose another with --registry",
+            ) from None
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(head, repos))
+    return {
+        image: Found(f"{registry_host}/{repos[image]}@{digest}", digest, local=False)
+        for image, digest in results
+        if digest
+    }
 
 
 def local_finder(request: Request) -> Finder:
@@ -58,7 +86,7 @@ def local_finder(request: Request) -> Finder:
         if tag.startswith("kbuild-"):
             by_tag.setdefault(tag, []).append((name, image_id))
 
-    def find(image: str, content_hash: str) -> Found | None:
+    def find_one(image: str, content_hash: str) -> Found | None:
         tag = hash_tag(content_hash)
         wanted = repository(request, image)
         hits = sorted(
@@ -70,5 +98,9 @@ def local_finder(request: Request) -> Finder:
             return None
         _, name, image_id = hits[0]
         return Found(f"{name}:{tag}", image_id, local=True)
+
+    def find(wanted: Mapping[str, str]) -> dict[str, Found]:
+        hits = {image: find_one(image, content_hash) for image, content_hash in wanted.items()}
+        return {image: hit for image, hit in hits.items() if hit is not None}
 
     return find

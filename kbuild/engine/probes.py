@@ -4,6 +4,8 @@ digests of the debootstrap tarballs, as new lock entries."""
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from kbuild.compile.lock import ImagePins, LockEntry, own_packages, parse_installed, pip_pins
@@ -14,13 +16,21 @@ from kbuild.engine.roots import tarball_digest
 from kbuild.errors import KbuildError
 
 
-def read_lock_entries(compiled: Compiled, build_dir: Path, moving: set[str]) -> dict[str, LockEntry]:
-    """The new entries, from what the probes wrote (`<probe>/<platform>/packages`, `pip.json`)."""
+@dataclass(frozen=True)
+class Probed:
+    """What the probes read back, per probed image (or root) and platform."""
+
+    installed: Mapping[str, Mapping[str, Mapping[str, str]]]  # image -> platform -> name -> version
+    pip: Mapping[str, Mapping[str, tuple[str, ...]]]  # image -> platform -> pinned requirements
+
+
+def read_probes(compiled: Compiled, build_dir: Path, images: Collection[str] | None = None) -> Probed:
+    """From what the probes (of `images`, or all) wrote: `<probe>/<platform>/packages`, `pip.json`."""
     request = compiled.request
     installed: dict[str, dict[str, dict[str, str]]] = {}
     reports: dict[str, dict[str, tuple[str, ...]]] = {}
     for target in compiled.rendered.targets:
-        if not target.probe or target.parent is None:
+        if not target.probe or target.parent is None or (images is not None and target.parent not in images):
             continue
         for platform in request.platforms:
             # The local exporter writes one directory per platform, unless there is only one.
@@ -35,6 +45,13 @@ def read_lock_entries(compiled: Compiled, build_dir: Path, moving: set[str]) -> 
             report = directory / "pip.json"
             if report.is_file():
                 reports.setdefault(target.parent, {})[platform] = pip_pins(json.loads(report.read_text()))
+    return Probed(installed, reports)
+
+
+def read_lock_entries(compiled: Compiled, build_dir: Path, moving: set[str]) -> dict[str, LockEntry]:
+    """The new entries: each image's own packages (what its parent lacks), a root's whole set."""
+    probed = read_probes(compiled, build_dir)
+    installed, reports = probed.installed, probed.pip
     entries = {}
     for target in compiled.rendered.targets:
         if target.name not in moving:

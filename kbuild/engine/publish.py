@@ -18,7 +18,7 @@ from kbuild.compile.names import hash_tag, image_ref, oci_archive, repository
 from kbuild.compile.pipeline import Compiled
 from kbuild.compile.plan import Found
 from kbuild.engine import registry
-from kbuild.engine.buildx import TargetOutcome
+from kbuild.engine.buildx import OnState, TargetOutcome, ignore_state
 from kbuild.engine.oci import OciArchive, RegistryImage, platform_digests
 from kbuild.errors import KbuildError
 
@@ -39,6 +39,7 @@ def publish(
     build_dir: Path,
     push: bool,
     say: Callable[[str], None],
+    on_state: OnState = ignore_state,
 ) -> dict[str, Published]:
     """Tag every selected image that was built or found; image name -> what was published."""
     jobs: dict[str, Callable[[], Published]] = {}
@@ -49,9 +50,15 @@ def publish(
         elif outcomes[name].status == "built":
             archive = oci_archive(build_dir, compiled.request, name)
             jobs[name] = lambda name=name, archive=archive: _publish_archive(compiled, name, archive, push)
+            on_state(name, "pushing" if push else "loading", "")
+
+    def run(name: str) -> Published:
+        item = _safely(name, jobs[name])
+        on_state(name, item.status, item.error)
+        return item
+
     with ThreadPoolExecutor(max_workers=4) as pool:
-        futures = {name: pool.submit(_safely, name, job) for name, job in jobs.items()}
-    published = {name: future.result() for name, future in futures.items()}
+        published = dict(zip(jobs, pool.map(run, jobs), strict=True))
     for item in published.values():
         if item.status == "failed":
             say(f"[red]publishing {item.name} failed:[/] {item.error}")

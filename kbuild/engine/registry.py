@@ -6,6 +6,7 @@ Loopback registries are spoken to over plain HTTP (as Docker does); every other 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import urllib.error
 import urllib.request
@@ -122,3 +123,34 @@ def is_attestation(descriptor: Mapping[str, Any]) -> bool:
 def platform_name(platform: Mapping[str, Any]) -> str:
     name = f"{platform.get('os')}/{platform.get('architecture')}"
     return f"{name}/{platform['variant']}" if platform.get("variant") else name
+
+
+def put_blob(registry: str, repository: str, data: bytes) -> str:
+    """Upload a blob (one monolithic PUT after starting an upload); returns its digest."""
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    start = urllib.request.Request(api_url(registry, f"{repository}/blobs/uploads/"), data=b"", method="POST")
+    with urllib.request.urlopen(start, timeout=TIMEOUT) as response:
+        location = response.headers["Location"]
+    if location.startswith("/"):
+        location = f"{'http' if is_loopback(registry) else 'https'}://{registry}{location}"
+    separator = "&" if "?" in location else "?"
+    upload = urllib.request.Request(
+        f"{location}{separator}digest={digest}",
+        data=data,
+        method="PUT",
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    urllib.request.urlopen(upload, timeout=TIMEOUT).close()
+    return digest
+
+
+def put_manifest(registry: str, repository: str, reference: str, body: bytes, media_type: str) -> str:
+    """Store a manifest under a tag (or its digest); returns its digest."""
+    request = urllib.request.Request(
+        api_url(registry, f"{repository}/manifests/{reference}"),
+        data=body,
+        method="PUT",
+        headers={"Content-Type": media_type},
+    )
+    urllib.request.urlopen(request, timeout=TIMEOUT).close()
+    return "sha256:" + hashlib.sha256(body).hexdigest()

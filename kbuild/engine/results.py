@@ -44,9 +44,11 @@ def summary(
         if error:
             entry["error"] = error
         result[status].append(entry)
-    selected = set(compiled.selection.images) | set(compiled.selection.excluded)
+    selection = compiled.selection
+    selected = set(selection.images) | set(selection.excluded) | set(selection.unbuildable)
     result["unmatched"] = [{"name": n} for n in compiled.catalog.images if n not in selected]
-    result["disabled"] = [{"name": n, "reason": why} for n, why in compiled.selection.excluded.items()]
+    result["disabled"] = [{"name": n, "reason": why} for n, why in selection.excluded.items()]
+    result["unbuildable"] = [{"name": n, "reason": why} for n, why in selection.unbuildable.items()]
     return {
         "variant": compiled.request.variant,
         "platforms": list(compiled.request.platforms),
@@ -54,7 +56,12 @@ def summary(
     }
 
 
-def manifest(compiled: Compiled, published: Mapping[str, Published], pushed: bool) -> dict[str, Any]:
+def manifest(
+    compiled: Compiled,
+    published: Mapping[str, Published],
+    pushed: bool,
+    sboms: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
     images: dict[str, Any] = {}
     for name in compiled.selection.images:
         item = published.get(name)
@@ -69,6 +76,8 @@ def manifest(compiled: Compiled, published: Mapping[str, Published], pushed: boo
             "status": item.status,
             "parent": compiled.catalog.images[name].parent,
         }
+        if sboms and name in sboms:
+            images[name]["sbom"] = dict(sboms[name])
     return {
         "manifest": MANIFEST_VERSION,
         "variant": compiled.request.variant,
@@ -86,12 +95,13 @@ def write_results(
     published: Mapping[str, Published],
     build_dir: Path,
     pushed: bool,
+    sboms: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     logs_dir = build_dir / "logs"
     for name, outcome in outcomes.items():
         write_atomic(logs_dir / f"{name}.log", ("\n".join(outcome.log) + "\n").encode())
     report = summary(compiled, outcomes, published, logs_dir)
-    image_manifest = manifest(compiled, published, pushed)
+    image_manifest = manifest(compiled, published, pushed, sboms)
     write_atomic(build_dir / "summary.json", dump_json(report))
     # One manifest per variant (what a multi-distro deployment picks from), and the last bake's
     # next to the summary, where `kbuild deploy` looks by default.

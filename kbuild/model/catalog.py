@@ -19,7 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from kbuild.errors import KbuildError, Location, did_you_mean
+from kbuild.errors import KbuildError, Location, did_you_mean, unknown
 from kbuild.model import schemas
 from kbuild.model.declare import Declaration
 
@@ -99,6 +99,8 @@ class Image:
     location: Location
     via: tuple[Location, ...] = ()
     disabled: tuple[str, ...] = ()  # distros and platforms it is not built for (nor its descendants)
+    unbuildable: Mapping[str, str] = field(default_factory=lambda: schemas.EMPTY)  # distro -> why
+    clean: tuple[str, ...] = ()  # run after the install, in its layer
     # field key (`parent`, `packages[deb]`, `blocks[footer]`...) -> its making, recipe first
     origins: Mapping[str, tuple[Origin, ...]] = field(default_factory=lambda: schemas.EMPTY)
 
@@ -239,6 +241,8 @@ class ImageDraft:
     user: schemas.User | None = None
     description: str = ""
     disabled: list[str] = field(default_factory=list)
+    unbuildable: dict[str, str] = field(default_factory=dict)
+    clean: tuple[str, ...] = ()
     origins: dict[str, list[Origin]] = field(default_factory=dict)
 
     def record(self, key: str, origin: Origin) -> None:
@@ -281,6 +285,13 @@ class ImageDraft:
                 getattr(draft, arg)[key] = value
                 declared(f"{arg}[{key}]", arg, value, key)
         draft.user = a["user"]
+        draft.clean = a["clean"]
+        for distro, why in a["unbuildable"].items():
+            if distro not in names.distros:
+                errors.append(unknown("distro", distro, names.distros, decl.where("unbuildable", distro)))
+                continue
+            draft.unbuildable[distro] = why
+            declared(f"unbuildable[{distro}]", "unbuildable", why, distro)
         for arg in ("parent", "source", "user", "description"):
             if arg in decl.arg_locations and getattr(draft, arg) == a[arg]:
                 declared(arg, arg, a[arg])
@@ -309,6 +320,8 @@ class ImageDraft:
             location=self.location,
             via=self.via,
             disabled=tuple(self.disabled),
+            unbuildable=MappingProxyType(dict(self.unbuildable)),
+            clean=self.clean,
             origins=MappingProxyType({key: tuple(chain) for key, chain in self.origins.items()}),
         )
 

@@ -305,6 +305,14 @@ SCHEMAS: Mapping[str, Schema] = MappingProxyType(
                 labels=Param(STR_DICT, EMPTY, "image labels"),
                 user=Param(optional(struct(User)), None, "user(...) created here and run as"),
                 description=Param(STR, "", "one line, becomes the OCI description label"),
+                unbuildable=Param(
+                    STR_DICT, EMPTY, "distro -> why the image cannot be built there (it and its descendants)"
+                ),
+                clean=Param(
+                    STRINGS,
+                    (),
+                    "shell commands run after the install, in its layer (what its packages leave)",
+                ),
             ),
             _schema(
                 "profile",
