@@ -10,6 +10,13 @@ from pathlib import Path
 
 import pytest
 
+
+@pytest.fixture(autouse=True, scope="session")
+def _parse_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests parse thousands of generated recipes: their trees go to a cache of the session's own."""
+    os.environ.setdefault("KBUILD_PARSE_CACHE", str(tmp_path_factory.mktemp("parsed")))
+
+
 # A complete, valid workspace, small on purpose (not the real catalogue): one family, one distro,
 # one platform, settings, a profile, a macro file and a few images. Tests add or replace files.
 MINIMAL_WORKSPACE: Mapping[str, str] = {

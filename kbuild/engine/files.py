@@ -16,14 +16,7 @@ from kbuild.compile.names import context_dir, dockerfile_path, generation_dir, o
 from kbuild.compile.pipeline import Compiled
 from kbuild.compile.render import Rendered
 from kbuild.errors import KbuildError
-
-
-def cache_dir() -> Path:
-    """Where made-once artefacts (debootstrap roots) live, shared by every workspace and build dir."""
-    configured = os.environ.get("KBUILD_CACHE_DIR")
-    if configured:
-        return Path(configured)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kbuild"
+from kbuild.model.files import cache_dir
 
 
 def roots_dir() -> Path:

@@ -45,9 +45,12 @@ class Interpreter:
     visible in every file beside the language's own (which they may hide); `load` gives the
     module that a load() names, evaluated once (the host finds, reads and caches files)."""
 
-    def __init__(self, predeclared: Mapping[str, Any], load: Load) -> None:
+    def __init__(
+        self, predeclared: Mapping[str, Any], load: Load, parser: Callable[[str, str], Tree] = parse
+    ) -> None:
         self.predeclared: dict[str, Any] = {**library.BUILTINS, **predeclared}
         self.load = load
+        self.parse = parser  # text, path -> syntax tree (the host may cache them)
         self.frames: list[tuple[Function, Location]] = []  # the `def` functions running, and their call sites
         self.steps = 0  # statements and expressions evaluated, against limits.MAX_STEPS
         self.allocated = 0  # items made by operators and calls, against limits.MAX_ALLOCATED
@@ -56,7 +59,7 @@ class Interpreter:
         """Evaluate one file's text; its globals are frozen once it is done."""
         lines = source_lines(text)
         limits.check_source(path, text, lines)
-        tree = parse(text, path)
+        tree = self.parse(text, path)
         module = Module(path, lines, {})
         for statement in tree.children:
             self._top_level(statement, module)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
+import pickle
 import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
+import lark
 from lark import Lark, Token, Tree
 from lark.exceptions import (
     LarkError,
@@ -79,6 +83,47 @@ def _parser() -> Lark:
         maybe_placeholders=True,
         cache=True,
     )
+
+
+class ParseCache:
+    """Syntax trees by the text they were parsed from, pickled in a directory: parsing is most
+    of a compile's time, and recipes rarely change between two runs. Keyed by the text, the
+    grammar and lark's version; an unreadable entry is parsed again."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def parse(self, text: str, path: str) -> Tree:
+        digest = hashlib.sha256(_salt() + text.encode("utf-8", "surrogatepass")).hexdigest()
+        entry = self.directory / digest[:2] / digest
+        try:
+            tree = pickle.loads(entry.read_bytes())
+            if isinstance(tree, Tree):
+                return tree
+        except (
+            OSError,
+            pickle.UnpicklingError,
+            EOFError,
+            AttributeError,
+            ValueError,
+            TypeError,
+            RecursionError,
+        ):
+            pass
+        tree = parse(text, path)
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            partial = entry.with_name(f".{entry.name}.{os.getpid()}")
+            partial.write_bytes(pickle.dumps(tree, protocol=pickle.HIGHEST_PROTOCOL))
+            os.replace(partial, entry)
+        except (OSError, RecursionError):
+            pass  # a cache that cannot be written (or a tree too deep to pickle) is only slower
+        return tree
+
+
+@functools.cache
+def _salt() -> bytes:
+    return hashlib.sha256(GRAMMAR.read_bytes() + lark.__version__.encode()).digest()
 
 
 def parse(text: str, path: str) -> Tree:

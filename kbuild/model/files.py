@@ -31,6 +31,23 @@ class FileProblem(Exception):
         self.hint = hint
 
 
+def cache_dir() -> Path:
+    """Where kbuild keeps what it makes once (debootstrap roots, parsed recipes), shared by every
+    workspace and build directory: `KBUILD_CACHE_DIR`, else the XDG cache."""
+    configured = os.environ.get("KBUILD_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kbuild"
+
+
+def parse_cache() -> Path | None:
+    """The parsed-recipe cache (`KBUILD_PARSE_CACHE`: a directory, or `off`)."""
+    configured = os.environ.get("KBUILD_PARSE_CACHE", "")
+    if configured == "off":
+        return None
+    return Path(configured) if configured else cache_dir() / "parsed"
+
+
 def checked_file(path: Path, tree: Path) -> Path:
     """`path`'s real location, once it is known to be a regular file inside `tree`."""
     try:

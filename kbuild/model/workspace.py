@@ -16,6 +16,7 @@ from types import MappingProxyType
 
 from kbuild.errors import KbuildError, KbuildErrors, Location, did_you_mean
 from kbuild.lang.interpreter import Interpreter
+from kbuild.lang.parse import ParseCache, parse
 from kbuild.lang.values import Module
 from kbuild.model import declare, files
 from kbuild.model.catalog import (
@@ -50,7 +51,9 @@ class Workspace:
         self.loading: list[str] = []  # the files being evaluated, outermost first
         self.declarations: list[Declaration] = []
         self.overlay_trees: list[Path] = []  # the overlays' directories: their files read only them
-        self.interpreter = Interpreter(declare.builtins(self.declarations.append), self._load)
+        cache = files.parse_cache()
+        parser = ParseCache(cache).parse if cache is not None else parse
+        self.interpreter = Interpreter(declare.builtins(self.declarations.append), self._load, parser)
 
     def evaluate_file(self, path: str, loaded_from: Location | None = None) -> Module:
         """Evaluate the file at workspace-relative `path` once; later calls return the module."""
