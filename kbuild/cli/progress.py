@@ -12,7 +12,6 @@ from types import TracebackType
 from typing import Any
 
 from rich.console import Console
-from rich.live import Live
 from rich.table import Table
 
 from kbuild.cli.options import Progress
@@ -49,7 +48,7 @@ class Board:
     progress: Progress
     console: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
     rows: dict[str, Row] = field(default_factory=dict)
-    live: Live | None = None
+    live: Any = None  # rich's Live, on a terminal
     clock: Any = time.monotonic
 
     @property
@@ -60,6 +59,8 @@ class Board:
 
     def __enter__(self) -> Board:
         if self.mode == "live":
+            from rich.live import Live  # only a terminal needs it
+
             self.live = Live(
                 self.table(), console=self.console, refresh_per_second=4, get_renderable=self.table
             )

@@ -19,7 +19,7 @@ from kbuild.compile.pipeline import Compiled
 from kbuild.compile.plan import Found
 from kbuild.engine import registry
 from kbuild.engine.buildx import OnState, TargetOutcome, ignore_state
-from kbuild.engine.oci import OciArchive, RegistryImage, platform_digests
+from kbuild.engine.oci import ImageDiffError, OciArchive, RegistryImage, platform_digests
 from kbuild.errors import KbuildError
 
 
@@ -57,7 +57,7 @@ def publish(
         on_state(name, item.status, item.error)
         return item
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with ThreadPoolExecutor(max_workers=8) as pool:
         published = dict(zip(jobs, pool.map(run, jobs), strict=True))
     for item in published.values():
         if item.status == "failed":
@@ -102,8 +102,15 @@ def _retag(compiled: Compiled, name: str, found: Found, push: bool) -> Published
     reg, repo, _ = registry.split_ref(hashed)
     if found.ref.partition("@")[0] != f"{reg}/{repo}":  # found under another namespace
         _skopeo("docker://" + found.ref, "docker://" + hashed)
-    if registry.manifest_digest(reg, repo, request.tag) != found.digest:
-        registry.put_tag(reg, repo, found.digest, request.tag)
+    # One request when the tag is right already (the usual no-op): its manifest is the index.
+    with RegistryImage(f"{reg}/{repo}:{request.tag}") as tagged:
+        try:
+            current = tagged.index_digest()
+        except ImageDiffError:  # no such tag yet
+            current = ""
+        if current == found.digest:
+            return Published(name, "cached", wanted, found.digest, platform_digests(tagged))
+    registry.put_tag(reg, repo, found.digest, request.tag)
     with RegistryImage(f"{reg}/{repo}@{found.digest}") as image:
         platforms = platform_digests(image)
     return Published(name, "cached", wanted, found.digest, platforms)

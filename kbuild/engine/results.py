@@ -19,6 +19,9 @@ from kbuild.engine.buildx import TargetOutcome
 from kbuild.engine.files import dump_json, write_atomic
 from kbuild.engine.publish import Published
 
+# libyaml's dumper where PyYAML has it (several times faster), else the pure-Python one.
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
 STATUSES = ("built", "cached", "failed", "parent_error", "unmatched")
 
 # The version of the image manifest's format: deployments check it before they read on.
@@ -106,7 +109,7 @@ def write_results(
     # One manifest per variant (what a multi-distro deployment picks from), and the last bake's
     # next to the summary, where `kbuild deploy` looks by default.
     as_json = dump_json(image_manifest)
-    as_yaml = yaml.safe_dump(image_manifest, sort_keys=False).encode()
+    as_yaml = yaml.dump(image_manifest, Dumper=_DUMPER, sort_keys=False).encode()
     for directory in (build_dir / "manifests" / compiled.request.variant, build_dir):
         write_atomic(directory / "kbuild-manifest.json", as_json)
         write_atomic(directory / "kbuild-manifest.yml", as_yaml)

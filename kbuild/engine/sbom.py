@@ -178,6 +178,6 @@ def publish_sboms(
             say(f"[yellow]no SBOM for {name}:[/] {error}")
         return name, None
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(one, published))
     return {name: entry for name, entry in results if entry is not None}
