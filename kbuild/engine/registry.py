@@ -87,13 +87,7 @@ def fetch_blob(registry: str, repository: str, digest: str, timeout: float = TIM
 def put_tag(registry: str, repository: str, digest: str, tag: str) -> None:
     """Point `tag` at the manifest `digest` of the same repository: no blob moves."""
     body, media_type = fetch_manifest(registry, repository, digest)
-    request = urllib.request.Request(
-        api_url(registry, f"{repository}/manifests/{tag}"),
-        data=body,
-        method="PUT",
-        headers={"Content-Type": media_type},
-    )
-    urllib.request.urlopen(request, timeout=TIMEOUT).close()
+    put_manifest(registry, repository, tag, body, media_type)
 
 
 @cache
