@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -114,3 +120,42 @@ def run_kbuild(*args: str | Path, cwd: Path | None = None) -> subprocess.Complet
         timeout=60,
         check=False,
     )
+
+
+@dataclass(frozen=True)
+class Baked:
+    """A profile baked once per test session, pushed to a namespace of its own."""
+
+    build_dir: Path
+    images: dict[str, str]  # image name -> pinned reference (repository@sha256:...)
+
+    @property
+    def manifest(self) -> Path:
+        """The manifest for Ansible (`kbuild deploy --manifest`)."""
+        return self.build_dir / "kbuild-manifest.yml"
+
+    def pull(self, *names: str) -> dict[str, str]:
+        """Pull these images into the engine; name -> pinned reference."""
+        for name in names:
+            pulled = subprocess.run(["docker", "pull", "--quiet", self.images[name]],
+                                    capture_output=True, text=True, timeout=900)  # fmt: skip
+            assert pulled.returncode == 0, pulled.stderr
+        return {name: self.images[name] for name in names}
+
+
+@pytest.fixture(scope="session")
+def default_images(tmp_path_factory: pytest.TempPathFactory) -> Baked:
+    """Kolla's `default` profile, baked once for every real test that runs images (images already
+    in the registry are found by their content hash, so this is quick on a warm machine)."""
+    build_dir = tmp_path_factory.mktemp("default") / "build"
+    namespace = f"test-{uuid.uuid4().hex[:8]}"
+    started = time.monotonic()
+    bake = subprocess.run(
+        [sys.executable, "-m", "kbuild", "bake", "-p", "default", "--push", "--namespace", namespace,
+         "--build-dir", str(build_dir)],
+        cwd=ROOT, capture_output=True, text=True, timeout=4 * 3600,
+    )  # fmt: skip
+    assert bake.returncode == 0, bake.stdout[-3000:] + bake.stderr[-3000:]
+    print(f"bake -p default: {time.monotonic() - started:.1f} s")
+    manifest = json.loads((build_dir / "kbuild-manifest.json").read_text())
+    return Baked(build_dir, {name: image["pinned"] for name, image in manifest["images"].items()})

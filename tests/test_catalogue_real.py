@@ -3,8 +3,7 @@ Open vSwitch, the neutron agents), built for real: their programs run (`--versio
 Kolla's user with Kolla's ids, and their files are there. The control-plane images are started
 from a config.json by other tests.
 
-One bake per test session, pushed to a namespace of its own: the whole `default` profile, or,
-when `-k` selects fewer tests, only the images those tests need (ancestors come along).
+The images come from the test session's one bake of `default` (the `default_images` fixture).
 Drives kbuild only through its command line; needs what scripts/setup-host.sh installs.
 """
 
@@ -12,14 +11,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import time
-import uuid
-from pathlib import Path
 
 import pytest
+from conftest import Baked
 
-ROOT = Path(__file__).resolve().parents[1]
 KOLLA_GROUP = 42400
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -52,27 +47,10 @@ def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.C
     return result
 
 
-@pytest.fixture(scope="session")
-def pinned(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The images baked once, pushed and pulled; image name -> pinned reference."""
-    wanted = sorted({item.callspec.params["name"] for item in request.session.items if item.path == Path(__file__)
-                     and hasattr(item, "callspec") and "name" in item.callspec.params})  # fmt: skip
-    selection = ["-p", "default"] if set(wanted) == set(IMAGES) else [f"^{name}$" for name in wanted]
-    build_dir = tmp_path_factory.mktemp("catalogue") / "build"
-    namespace = f"test-{uuid.uuid4().hex[:8]}"
-    started = time.monotonic()
-    bake = subprocess.run(
-        [sys.executable, "-m", "kbuild", "bake", *selection, "--push", "--namespace", namespace,
-         "--build-dir", str(build_dir)],
-        cwd=ROOT, capture_output=True, text=True, timeout=4 * 3600,
-    )  # fmt: skip
-    assert bake.returncode == 0, f"{bake.stdout}{bake.stderr}"
-    print(f"bake {' '.join(selection)}: {time.monotonic() - started:.1f} s")
-    manifest = json.loads((build_dir / "kbuild-manifest.json").read_text())
-    references = {name: image["pinned"] for name, image in manifest["images"].items()}
-    for name in wanted:
-        docker("pull", "--quiet", references[name], timeout=900)
-    return references
+@pytest.fixture(scope="module")
+def pinned(default_images: Baked) -> dict[str, str]:
+    """The images of this file, from the session's one bake of `default`, pulled."""
+    return default_images.pull(*IMAGES)
 
 
 def run(reference: str, entrypoint: str, *args: str) -> subprocess.CompletedProcess[str]:

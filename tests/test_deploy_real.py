@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import Baked
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -104,20 +105,10 @@ def recap_changed(output: str) -> int:
     return sum(int(n) for n in counts)
 
 
-@pytest.fixture(scope="session")
-def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The core profile baked once (from the registry by content hash where it can)."""
-    build_dir = tmp_path_factory.mktemp("deploy-build") / "build"
-    namespace = f"deploy-{uuid.uuid4().hex[:8]}"
-    started = time.monotonic()
-    bake = subprocess.run(
-        [sys.executable, "-m", "kbuild", "bake", "-p", "core", "--push", "--namespace", namespace,
-         "--build-dir", str(build_dir)],
-        cwd=ROOT, capture_output=True, text=True, timeout=3600,
-    )  # fmt: skip
-    assert bake.returncode == 0, bake.stdout[-3000:] + bake.stderr[-3000:]
-    print(f"bake -p core: {time.monotonic() - started:.1f} s")
-    return build_dir / "kbuild-manifest.yml"
+@pytest.fixture(scope="module")
+def manifest(default_images: Baked) -> Path:
+    """The manifest of the session's one bake of `default`."""
+    return default_images.manifest
 
 
 @pytest.fixture(scope="module")

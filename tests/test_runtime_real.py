@@ -1,4 +1,4 @@
-"""The Kolla image API on real images: the ci profile (base, memcached) baked, pushed, then run.
+"""The Kolla image API on real images: base and memcached (from the session's bake of `default`), run.
 
 Drives kbuild only through its command line. Needs what scripts/setup-host.sh installs (Docker
 Engine with buildx, the registry on 127.0.0.1:5000, debootstrap). Slow: one bake, then containers.
@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import Baked
 
 ROOT = Path(__file__).resolve().parents[1]
 MEMCACHED_COMMAND = "/usr/bin/memcached -v -l 0.0.0.0 -p 11211 -c 1024 -m 64"
@@ -30,24 +30,9 @@ def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.C
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The ci profile baked into a namespace of its own; image name -> pinned reference, pulled."""
-    build_dir = tmp_path_factory.mktemp("runtime") / "build"
-    namespace = f"test-{uuid.uuid4().hex[:8]}"
-    started = time.monotonic()
-    bake = subprocess.run(
-        [sys.executable, "-m", "kbuild", "bake", "-p", "ci", "--push", "--namespace", namespace,
-         "--build-dir", str(build_dir)],
-        cwd=ROOT, capture_output=True, text=True, timeout=3600,
-    )  # fmt: skip
-    assert bake.returncode == 0, bake.stderr
-    print(f"bake -p ci: {time.monotonic() - started:.1f} s")
-    manifest = json.loads((build_dir / "kbuild-manifest.json").read_text())
-    pinned = {name: image["pinned"] for name, image in manifest["images"].items()}
-    assert set(pinned) == {"base", "memcached"}
-    for reference in pinned.values():
-        docker("pull", "--quiet", reference, timeout=600)
-    return pinned
+def images(default_images: Baked) -> dict[str, str]:
+    """base and memcached from the session's one bake of `default`, pulled."""
+    return default_images.pull("base", "memcached")
 
 
 @pytest.fixture
