@@ -17,7 +17,15 @@ from typing import Any
 import pytest
 
 from kbuild.engine.imagediff import FileDiff, compare, json_diff, read_members
-from kbuild.engine.oci import ImageDiffError, OciArchive, RegistryImage, open_source, parse_reference
+from kbuild.engine.oci import (
+    ImageDiffError,
+    OciArchive,
+    OciLayout,
+    RegistryImage,
+    open_source,
+    parse_reference,
+    platform_digests,
+)
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -639,3 +647,51 @@ def test_content_difference_in_registry_layers(registry):
         (0, (FileDiff("etc/shadow", ("content (26 != 1 bytes)", "mode 0o640 != 0o644")),))
     ]
     assert "etc/shadow: content (26 != 1 bytes), mode 0o640 != 0o644" in report.render()
+
+
+def write_layout(path: Path, images: Mapping[str, tuple[Blobs, str]]) -> Path:
+    """One OCI layout directory holding several images by name, like buildx's
+    `type=oci,tar=false` exporter when every target of a bake exports to the same `dest`."""
+    (path / "blobs" / "sha256").mkdir(parents=True)
+    (path / "oci-layout").write_bytes(dumps({"imageLayoutVersion": "1.0.0"}))
+    entries = []
+    for ref, (blobs, root) in images.items():
+        for digest, data in blobs.items():
+            (path / "blobs" / "sha256" / digest.removeprefix("sha256:")).write_bytes(data)
+        entries.append(
+            descriptor(OCI_INDEX, blobs[root], annotations={"org.opencontainers.image.ref.name": ref})
+        )
+    (path / "index.json").write_bytes(dumps({"schemaVersion": 2, "manifests": entries}))
+    return path
+
+
+def test_an_image_of_a_shared_layout_reads_and_archives_alone(tmp_path):
+    parent_blobs, parent_root = build_image(platforms())
+    child_blobs, child_root = build_image(
+        platforms(linux_amd64=Platform((changed(BASE, {"etc/motd": Entry(b"child")}), APP)))
+    )
+    layout = write_layout(
+        tmp_path / "oci", {"r/parent:t": (parent_blobs, parent_root), "r/child:t": (child_blobs, child_root)}
+    )
+    with OciLayout(layout, "r/child:t") as child:
+        assert child.index_digest() == child_root
+        assert compare(child, archive_of(tmp_path, child_blobs, child_root)).identical
+        with (tmp_path / "child.tar").open("wb") as out:
+            child.write_archive(out)
+        with OciArchive(tmp_path / "child.tar") as alone:
+            assert alone.index_digest() == child_root
+            assert platform_digests(alone) == platform_digests(child)
+            assert compare(child, alone).identical
+        # only what the child reaches: none of the parent's own blobs
+        with tarfile.open(tmp_path / "child.tar") as tar:
+            names = {m.name for m in tar.getmembers()}
+        assert {f"blobs/sha256/{d.removeprefix('sha256:')}" for d in child_blobs} <= names
+        assert not any(
+            f"blobs/sha256/{d.removeprefix('sha256:')}" in names for d in set(parent_blobs) - set(child_blobs)
+        )
+    with pytest.raises(ImageDiffError, match="no image named r/other:t"):
+        OciLayout(layout, "r/other:t").index_digest()
+
+
+def archive_of(tmp_path: Path, blobs: Blobs, root: str) -> OciArchive:
+    return OciArchive(write_archive(tmp_path / f"{root[7:19]}.tar", blobs, root))

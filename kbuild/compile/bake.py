@@ -20,7 +20,8 @@ from kbuild.compile.names import (
     context_dir,
     dockerfile_path,
     image_ref,
-    oci_archive,
+    layout_ref,
+    oci_layout,
     probe_dir,
     repository,
     target_name,
@@ -208,14 +209,15 @@ def _target(
     if not options.export:
         return replace(target, outputs=("type=cacheonly",))
     # The OCI exporter, unlike the engine's image exporter, can rewrite every file's timestamp
-    # to SOURCE_DATE_EPOCH: what makes a layer the same bytes from build to build.
-    archive = oci_archive(build_dir, request, item.name)
+    # to SOURCE_DATE_EPOCH: what makes a layer the same bytes from build to build. Every image
+    # goes into one layout directory, so the layers images share are exported once.
+    layout = f"type=oci,dest={oci_layout(build_dir, request)},tar=false,name={layout_ref(request, item.name)}"
     cache_from, cache_to = _cache(options.cache, request, item.name)
     return replace(
         target,
         tags=(image_ref(request, item.name),),
         labels={**item.labels, HASH_LABEL: plan.hashes[item.name]},
-        outputs=(f"type=oci,dest={archive},rewrite-timestamp=true",),
+        outputs=(f"{layout},rewrite-timestamp=true",),
         cache_from=cache_from,
         cache_to=cache_to,
     )

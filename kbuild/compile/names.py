@@ -79,9 +79,22 @@ def context_dir(build_dir: Path, request: Request, generation: str, name: str) -
     return generation_dir(build_dir, request, generation) / name / "context"
 
 
-def oci_archive(build_dir: Path, request: Request, name: str) -> Path:
-    """Where the OCI exporter writes an image before it is pushed or loaded."""
-    return build_dir.resolve() / "oci" / request.variant / f"{name}.tar"
+def oci_layout(build_dir: Path, request: Request) -> Path:
+    """The OCI image layout directory the bake exports every image of a variant into (a blob
+    shared by several images is written once), before they are pushed or loaded."""
+    return build_dir.resolve() / "oci" / request.variant
+
+
+def layout_ref(request: Request, image: str) -> str:
+    """An image's name in the OCI layout (`org.opencontainers.image.ref.name`): its reference,
+    spelt in full as the exporter writes it (`docker.io/library/` for a bare name)."""
+    ref = image_ref(request, image)
+    first, _, rest = ref.partition("/")
+    if not rest:
+        return f"docker.io/library/{ref}"
+    if "." in first or ":" in first or first == "localhost":
+        return ref
+    return f"docker.io/{ref}"
 
 
 def probe_dir(build_dir: Path, request: Request, name: str) -> Path:

@@ -12,9 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kbuild.compile.names import context_dir, dockerfile_path, generation_dir, oci_archive
+from kbuild.compile.names import context_dir, dockerfile_path, generation_dir, oci_layout
 from kbuild.compile.pipeline import Compiled
 from kbuild.compile.render import Rendered
+from kbuild.compile.select import Request
 from kbuild.errors import KbuildError
 from kbuild.model.files import cache_dir
 
@@ -34,8 +35,8 @@ def write_build_dir(compiled: Compiled, build_dir: Path, bake_path: Path) -> Non
     that is partly written or gone. Callers hold `exclusive(build_dir)`."""
     generation = generation_dir(build_dir, compiled.request, compiled.bake.generation)
     write_contexts(compiled.rendered, build_dir, compiled.bake.generation)
-    oci_archive(build_dir, compiled.request, "-").parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(bake_path, compiled.bake.dumps())
+    oci_layout(build_dir, compiled.request).mkdir(parents=True, exist_ok=True)
+    write_if_changed(bake_path, compiled.bake.dumps())
     os.utime(generation)  # the newest, for pruning
     older = sorted(
         (p for p in generation.parent.iterdir() if p.is_dir() and p != generation),
@@ -44,6 +45,11 @@ def write_build_dir(compiled: Compiled, build_dir: Path, bake_path: Path) -> Non
     )
     for stale in older[KEPT_GENERATIONS:]:
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def remove_exported(build_dir: Path, request: Request) -> None:
+    """The bake's OCI layout, once its images are published or compared: nothing reads it after."""
+    shutil.rmtree(oci_layout(build_dir, request), ignore_errors=True)
 
 
 @contextmanager

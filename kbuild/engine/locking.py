@@ -9,16 +9,15 @@ from pathlib import Path
 
 from kbuild.compile.bake import BakeOptions
 from kbuild.compile.lock import Lock
-from kbuild.compile.names import oci_archive
+from kbuild.compile.names import layout_ref, oci_layout
 from kbuild.compile.pipeline import Compiled, compile_catalog, compile_lock, merge_lock, with_image_digests
 from kbuild.compile.select import SelectOptions
 from kbuild.engine.buildx import RunOptions, TargetOutcome, run_bake
-from kbuild.engine.files import roots_dir, write_build_dir
+from kbuild.engine.files import remove_exported, roots_dir, write_build_dir
 from kbuild.engine.finders import registry_finder
-from kbuild.engine.oci import OciArchive, platform_digests
+from kbuild.engine.oci import OciLayout, platform_digests
 from kbuild.engine.probes import read_lock_entries
 from kbuild.engine.roots import host_mirror, prepare_roots
-from kbuild.errors import KbuildError
 from kbuild.model.catalog import Catalog
 from kbuild.model.workspace import recipes_digest
 
@@ -67,8 +66,9 @@ def make_lock(
     )
     bake(locked, build_dir, "docker-bake-locked.json", run, say, pinned)
     images = {
-        name: archive_digests(locked, build_dir, name) for name in locked.selection.images if name in moving
+        name: exported_digests(locked, build_dir, name) for name in locked.selection.images if name in moving
     }
+    remove_exported(build_dir, locked.request)
     return with_image_digests(pinned, locked.request.variant, images), moving
 
 
@@ -92,12 +92,7 @@ def bake(
     return outcomes
 
 
-def archive_digests(compiled: Compiled, build_dir: Path, name: str) -> dict[str, str]:
-    """platform -> manifest digest of an image the bake exported (the archive is then removed)."""
-    archive = oci_archive(build_dir, compiled.request, name)
-    if not archive.is_file():
-        raise KbuildError(f"{name}: the bake exported no image to {archive}")
-    with OciArchive(archive) as image:
-        digests = platform_digests(image)
-    archive.unlink()
-    return digests
+def exported_digests(compiled: Compiled, build_dir: Path, name: str) -> dict[str, str]:
+    """platform -> manifest digest of an image the bake exported into the OCI layout."""
+    with OciLayout(oci_layout(build_dir, compiled.request), layout_ref(compiled.request, name)) as image:
+        return platform_digests(image)

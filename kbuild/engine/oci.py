@@ -21,6 +21,7 @@ from kbuild.engine.registry import INDEX_TYPES, is_attestation, platform_name, s
 from kbuild.errors import KbuildError
 
 _CHUNK = 1 << 20
+REF_NAME = "org.opencontainers.image.ref.name"
 
 
 class ImageDiffError(KbuildError):
@@ -126,6 +127,86 @@ class OciArchive:
         assert handle is not None
         with handle:
             yield cast(BinaryIO, handle)  # an ExFileObject: a seekable BufferedReader
+
+
+class OciLayout:
+    """One image of an OCI image layout directory that several images share (buildx's
+    `type=oci,tar=false` exporter: a blob common to many images is written once). The image is
+    the index.json entry whose `org.opencontainers.image.ref.name` is `ref`."""
+
+    def __init__(self, path: str | os.PathLike[str], ref: str) -> None:
+        self.path = Path(path)
+        self.ref = ref
+        self.name = f"{self.path}:{ref}"
+        self._index_digest: str | None = None
+
+    def close(self) -> None:
+        """Nothing to release; here so every source is used alike."""
+
+    def __enter__(self) -> OciLayout:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def index_digest(self) -> str:
+        if self._index_digest is None:
+            try:
+                data = (self.path / "index.json").read_bytes()
+            except OSError as error:
+                raise ImageDiffError(f"cannot read the OCI layout {self.path}: {error}") from error
+            entries = load_json(data, f"{self.path}/index.json").get("manifests", [])
+            digests = [e["digest"] for e in entries if e.get("annotations", {}).get(REF_NAME) == self.ref]
+            if not digests:
+                raise ImageDiffError(f"{self.path}: the OCI layout has no image named {self.ref}")
+            self._index_digest = str(digests[-1])
+        return self._index_digest
+
+    def _blob_path(self, digest: str) -> Path:
+        algorithm, _, hexdigest = digest.partition(":")
+        return self.path / "blobs" / algorithm / hexdigest
+
+    def blob(self, digest: str) -> bytes:
+        try:
+            data = self._blob_path(digest).read_bytes()
+        except OSError as error:
+            raise ImageDiffError(f"{self.name}: blob {digest} is missing from the OCI layout") from error
+        return _verified(digest, data, self.name)
+
+    @contextmanager
+    def open_layer(self, digest: str) -> Iterator[BinaryIO]:
+        try:
+            handle = self._blob_path(digest).open("rb")
+        except OSError as error:
+            raise ImageDiffError(f"{self.name}: layer {digest} is missing from the OCI layout") from error
+        with handle:
+            yield handle
+
+    def write_archive(self, out: BinaryIO) -> None:
+        """This image alone as an OCI archive (what `docker load` reads), streamed to `out`."""
+        digest = self.index_digest()
+        index = json.dumps({"schemaVersion": 2, "manifests": [{
+            "mediaType": load_json(self.blob(digest), self.name).get("mediaType", registry.INDEX_TYPES[0]),
+            "digest": digest, "size": self._blob_path(digest).stat().st_size,
+            "annotations": {REF_NAME: self.ref}}]}).encode()  # fmt: skip
+        with tarfile.open(fileobj=out, mode="w|") as archive:
+            for name, data in (("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'), ("index.json", index)):
+                member = tarfile.TarInfo(name)
+                member.size = len(data)
+                archive.addfile(member, io.BytesIO(data))
+            for blob in sorted(self.closure(digest)):
+                archive.add(self._blob_path(blob), f"blobs/{blob.replace(':', '/')}", recursive=False)
+
+    def closure(self, digest: str) -> set[str]:
+        """Every blob an index or manifest reaches, itself included."""
+        found = {digest}
+        document = load_json(self.blob(digest), self.name)
+        for child in document.get("manifests", []):
+            found |= self.closure(child["digest"])
+        for layer in [document.get("config"), *document.get("layers", [])]:
+            if layer:
+                found.add(layer["digest"])
+        return found
 
 
 class RegistryImage:

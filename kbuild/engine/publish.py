@@ -1,25 +1,29 @@
-"""Stage "publish": built OCI archives and found images -> tags in a registry or the engine.
+"""Stage "publish": built images in the OCI layout and found images -> tags in a registry or
+the engine.
 
-A built image is an OCI archive (the only exporter that rewrites timestamps); it is copied to the
-registry with skopeo, digest unchanged, or loaded into the engine. Every image gets two tags: the
-requested one and its content-addressed `kbuild-<hash>` tag, by which later builds find it. An
-image the plan found is only re-tagged (or copied from the repository it was found in).
+A built image is in the bake's OCI layout directory (the OCI exporter is the only one that
+rewrites timestamps); it is copied to the registry with skopeo, digest unchanged, or loaded into
+the engine. Parents are copied before their children, so a layer they share is uploaded once
+(skopeo skips the blobs the registry has). Every image gets two tags: the requested one and its
+content-addressed `kbuild-<hash>` tag, by which later builds find it. An image the plan found is
+only re-tagged (or copied from the repository it was found in).
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kbuild.compile.names import hash_tag, image_ref, oci_archive, repository
+from kbuild.compile.names import TargetRef, hash_tag, image_ref, layout_ref, oci_layout, repository
 from kbuild.compile.pipeline import Compiled
 from kbuild.compile.plan import Found
 from kbuild.engine import registry
 from kbuild.engine.buildx import OnState, TargetOutcome, ignore_state
-from kbuild.engine.oci import ImageDiffError, OciArchive, RegistryImage, platform_digests
+from kbuild.engine.oci import OciLayout, RegistryImage, platform_digests
 from kbuild.errors import KbuildError
 
 
@@ -43,22 +47,33 @@ def publish(
 ) -> dict[str, Published]:
     """Tag every selected image that was built or found; image name -> what was published."""
     jobs: dict[str, Callable[[], Published]] = {}
-    for name in compiled.selection.images:
+    layout = oci_layout(build_dir, compiled.request)
+    for name in compiled.selection.images:  # parents first
         found = compiled.plan.found.get(name)
         if found is not None:
             jobs[name] = lambda name=name, found=found: _retag(compiled, name, found, push)
         elif outcomes[name].status == "built":
-            archive = oci_archive(build_dir, compiled.request, name)
-            jobs[name] = lambda name=name, archive=archive: _publish_archive(compiled, name, archive, push)
+            jobs[name] = lambda name=name: _publish_built(compiled, name, layout, push)
             on_state(name, "pushing" if push else "loading", "")
+    parents = {
+        t.name: t.parent_ref.name for t in compiled.rendered.targets if isinstance(t.parent_ref, TargetRef)
+    }
+    futures: dict[str, Future[Published]] = {}
 
     def run(name: str) -> Published:
+        # A parent's job was queued first, so it runs or has run: waiting on it cannot deadlock.
+        parent = parents.get(name)
+        if parent in futures:
+            futures[parent].result()
         item = _safely(name, jobs[name])
         on_state(name, item.status, item.error)
         return item
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        published = dict(zip(jobs, pool.map(run, jobs), strict=True))
+        for name in jobs:
+            futures[name] = pool.submit(run, name)
+        published = {name: future.result() for name, future in futures.items()}
+    shutil.rmtree(layout, ignore_errors=True)  # every built image is now in the registry or the engine
     for item in published.values():
         if item.status == "failed":
             say(f"[red]publishing {item.name} failed:[/] {item.error}")
@@ -73,20 +88,25 @@ def _safely(name: str, job: Callable[[], Published]) -> Published:
         return Published(name, "failed", error=str(detail).strip().splitlines()[-1] if detail else "")
 
 
-def _publish_archive(compiled: Compiled, name: str, archive: Path, push: bool) -> Published:
+def _publish_built(compiled: Compiled, name: str, layout: Path, push: bool) -> Published:
     request = compiled.request
-    with OciArchive(archive) as image:
+    with OciLayout(layout, layout_ref(request, name)) as image:
         digest, platforms = image.index_digest(), platform_digests(image)
-    hashed = f"{repository(request, name)}:{hash_tag(compiled.plan.hashes[name])}"
-    if push:
-        _skopeo("oci-archive:" + str(archive), "docker://" + hashed)
-        reg, repo, _ = registry.split_ref(hashed)
-        registry.put_tag(reg, repo, digest, request.tag)
-    else:
-        _run("docker", "load", "--quiet", "--input", str(archive))
-        for ref in (hashed, image_ref(request, name)):
-            _run("docker", "tag", digest, ref)  # the image store's ID is the index digest
-    archive.unlink()
+        hashed = f"{repository(request, name)}:{hash_tag(compiled.plan.hashes[name])}"
+        if push:
+            _skopeo(f"oci:{layout}:{image.ref}", "docker://" + hashed)
+            reg, repo, _ = registry.split_ref(hashed)
+            registry.put_tag(reg, repo, digest, request.tag)
+        else:
+            loading = subprocess.Popen(["docker", "load", "--quiet"], stdin=subprocess.PIPE,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+            assert loading.stdin is not None
+            with loading.stdin:
+                image.write_archive(loading.stdin)
+            if loading.wait() != 0:
+                raise KbuildError(f"docker load: {loading.stderr.read().decode() if loading.stderr else ''}")
+            for ref in (hashed, image_ref(request, name)):
+                _run("docker", "tag", digest, ref)  # the image store's ID is the index digest
     return Published(name, "built", image_ref(request, name), digest, platforms)
 
 
@@ -102,15 +122,9 @@ def _retag(compiled: Compiled, name: str, found: Found, push: bool) -> Published
     reg, repo, _ = registry.split_ref(hashed)
     if found.ref.partition("@")[0] != f"{reg}/{repo}":  # found under another namespace
         _skopeo("docker://" + found.ref, "docker://" + hashed)
-    # One request when the tag is right already (the usual no-op): its manifest is the index.
-    with RegistryImage(f"{reg}/{repo}:{request.tag}") as tagged:
-        try:
-            current = tagged.index_digest()
-        except ImageDiffError:  # no such tag yet
-            current = ""
-        if current == found.digest:
-            return Published(name, "cached", wanted, found.digest, platform_digests(tagged))
-    registry.put_tag(reg, repo, found.digest, request.tag)
+    # One HEAD when the tag is right already (the usual no-op); the index itself is kept on disk.
+    if registry.manifest_digest(reg, repo, request.tag) != found.digest:
+        registry.put_tag(reg, repo, found.digest, request.tag)
     with RegistryImage(f"{reg}/{repo}@{found.digest}") as image:
         platforms = platform_digests(image)
     return Published(name, "cached", wanted, found.digest, platforms)

@@ -7,12 +7,18 @@ Loopback registries are spoken to over plain HTTP (as Docker does); every other 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from functools import cache
+from pathlib import Path
 from typing import Any
+
+from kbuild.engine.files import write_atomic
+from kbuild.model.files import cache_dir
 
 INDEX_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -49,29 +55,108 @@ def api_url(registry: str, path: str) -> str:
     return f"{'http' if is_loopback(registry) else 'https'}://{registry}/v2/{path}"
 
 
+class Response:
+    """What a registry answered: status, headers and body (read in full; small documents only)."""
+
+    def __init__(self, status: int, headers: http.client.HTTPMessage, body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+
+_connections = threading.local()
+
+
+def request(
+    method: str,
+    registry: str,
+    path: str,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = TIMEOUT,
+) -> Response:
+    """One request on this thread's kept-alive connection to `registry` (a no-op bake makes
+    dozens of small ones: a new connection each would cost more than the request itself)."""
+    pool: dict[tuple[str, float], http.client.HTTPConnection] = _connections.__dict__.setdefault("pool", {})
+    for attempt in (1, 2):
+        connection = pool.get((registry, timeout))
+        if connection is None:
+            kind = http.client.HTTPConnection if is_loopback(registry) else http.client.HTTPSConnection
+            connection = pool[(registry, timeout)] = kind(registry, timeout=timeout)
+        try:
+            connection.request(method, f"/v2/{path}", body=body, headers=dict(headers or {}))
+            response = connection.getresponse()
+            data = response.read()
+        except (http.client.HTTPException, ConnectionError) as error:
+            # The registry closed a kept-alive connection: reconnect once.
+            connection.close()
+            del pool[(registry, timeout)]
+            if attempt == 2:
+                raise urllib.error.URLError(error) from error
+            continue
+        if response.will_close:
+            connection.close()
+            del pool[(registry, timeout)]
+        if response.status >= 400:
+            raise urllib.error.HTTPError(api_url(registry, path), response.status, response.reason,
+                                         response.headers, None)  # fmt: skip
+        return Response(response.status, response.headers, data)
+    raise AssertionError("unreachable")
+
+
 def manifest_digest(registry: str, repository: str, reference: str) -> str | None:
     """The digest a tag points at (a HEAD request), or None when there is no such tag."""
-    request = urllib.request.Request(
-        api_url(registry, f"{repository}/manifests/{reference}"), method="HEAD", headers={"Accept": _ACCEPT}
-    )
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            return response.headers.get("Docker-Content-Digest")
+        response = request(
+            "HEAD", registry, f"{repository}/manifests/{reference}", headers={"Accept": _ACCEPT}
+        )
     except urllib.error.HTTPError as error:
         if error.code == 404:
             return None
         raise
+    return response.headers.get("Docker-Content-Digest")
 
 
 def fetch_manifest(
     registry: str, repository: str, reference: str, timeout: float = TIMEOUT
 ) -> tuple[bytes, str]:
-    """A manifest's exact bytes and media type."""
-    request = urllib.request.Request(
-        api_url(registry, f"{repository}/manifests/{reference}"), headers={"Accept": _ACCEPT}
-    )
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return response.read(), response.headers.get("Content-Type", "").split(";")[0]
+    """A manifest's exact bytes and media type. One asked for by digest is kept on disk: it can
+    never change, and a no-op bake reads every image's index."""
+    by_digest = reference.startswith("sha256:")
+    if by_digest:
+        kept = _kept_manifest(reference)
+        if kept is not None:
+            return kept
+    response = request("GET", registry, f"{repository}/manifests/{reference}", headers={"Accept": _ACCEPT},
+                       timeout=timeout)  # fmt: skip
+    body, media_type = response.body, response.headers.get("Content-Type", "").split(";")[0]
+    if by_digest and _sha256(body) == reference and media_type == _declared_type(body):
+        write_atomic(_manifest_cache() / reference.removeprefix("sha256:"), body)
+    return body, media_type
+
+
+def _manifest_cache() -> Path:
+    return cache_dir() / "manifests"
+
+
+def _kept_manifest(digest: str) -> tuple[bytes, str] | None:
+    try:
+        body = (_manifest_cache() / digest.removeprefix("sha256:")).read_bytes()
+    except OSError:
+        return None
+    media_type = _declared_type(body)
+    return (body, media_type) if media_type and _sha256(body) == digest else None
+
+
+def _declared_type(body: bytes) -> str:
+    """The media type a manifest declares in itself (OCI and Docker v2 documents do)."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return ""
+    return str(document.get("mediaType", "")) if isinstance(document, dict) else ""
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def open_blob(registry: str, repository: str, digest: str, timeout: float = TIMEOUT) -> Any:
@@ -80,8 +165,7 @@ def open_blob(registry: str, repository: str, digest: str, timeout: float = TIME
 
 
 def fetch_blob(registry: str, repository: str, digest: str, timeout: float = TIMEOUT) -> bytes:
-    with open_blob(registry, repository, digest, timeout) as response:
-        return response.read()
+    return request("GET", registry, f"{repository}/blobs/{digest}", timeout=timeout).body
 
 
 def put_tag(registry: str, repository: str, digest: str, tag: str) -> None:
@@ -140,11 +224,11 @@ def put_blob(registry: str, repository: str, data: bytes) -> str:
 
 def put_manifest(registry: str, repository: str, reference: str, body: bytes, media_type: str) -> str:
     """Store a manifest under a tag (or its digest); returns its digest."""
-    request = urllib.request.Request(
-        api_url(registry, f"{repository}/manifests/{reference}"),
-        data=body,
-        method="PUT",
+    request(
+        "PUT",
+        registry,
+        f"{repository}/manifests/{reference}",
+        body=body,
         headers={"Content-Type": media_type},
     )
-    urllib.request.urlopen(request, timeout=TIMEOUT).close()
     return "sha256:" + hashlib.sha256(body).hexdigest()

@@ -16,7 +16,7 @@ import yaml
 
 from kbuild.compile.pipeline import Compiled
 from kbuild.engine.buildx import TargetOutcome
-from kbuild.engine.files import dump_json, write_atomic
+from kbuild.engine.files import dump_json, write_if_changed
 from kbuild.engine.publish import Published
 
 # libyaml's dumper where PyYAML has it (several times faster), else the pure-Python one.
@@ -102,15 +102,15 @@ def write_results(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     logs_dir = build_dir / "logs"
     for name, outcome in outcomes.items():
-        write_atomic(logs_dir / f"{name}.log", ("\n".join(outcome.log) + "\n").encode())
+        write_if_changed(logs_dir / f"{name}.log", ("\n".join(outcome.log) + "\n").encode())
     report = summary(compiled, outcomes, published, logs_dir)
     image_manifest = manifest(compiled, published, pushed, sboms)
-    write_atomic(build_dir / "summary.json", dump_json(report))
+    write_if_changed(build_dir / "summary.json", dump_json(report))
     # One manifest per variant (what a multi-distro deployment picks from), and the last bake's
     # next to the summary, where `kbuild deploy` looks by default.
     as_json = dump_json(image_manifest)
     as_yaml = yaml.dump(image_manifest, Dumper=_DUMPER, sort_keys=False).encode()
     for directory in (build_dir / "manifests" / compiled.request.variant, build_dir):
-        write_atomic(directory / "kbuild-manifest.json", as_json)
-        write_atomic(directory / "kbuild-manifest.yml", as_yaml)
+        write_if_changed(directory / "kbuild-manifest.json", as_json)
+        write_if_changed(directory / "kbuild-manifest.yml", as_yaml)
     return report, image_manifest

@@ -8,15 +8,15 @@ from pathlib import Path
 
 from kbuild.compile.bake import BakeOptions
 from kbuild.compile.lock import Lock
-from kbuild.compile.names import oci_archive
+from kbuild.compile.names import layout_ref, oci_layout
 from kbuild.compile.pipeline import Compiled, compile_catalog
 from kbuild.compile.plan import Finder, Found
 from kbuild.compile.select import Request, SelectOptions
 from kbuild.engine.buildx import RunOptions, TargetOutcome, run_bake
-from kbuild.engine.files import roots_dir, write_build_dir
+from kbuild.engine.files import remove_exported, roots_dir, write_build_dir
 from kbuild.engine.finders import registry_finder
 from kbuild.engine.imagediff import compare
-from kbuild.engine.oci import OciArchive, RegistryImage
+from kbuild.engine.oci import OciLayout, RegistryImage
 from kbuild.engine.roots import host_mirror, prepare_roots
 from kbuild.errors import KbuildError
 from kbuild.model.catalog import Catalog
@@ -69,9 +69,11 @@ def verify_images(
     write_build_dir(compiled, build_dir, bake_path)
     say(f"rebuilding {len(compiled.bake.targets)} target(s) without cache")
     outcomes = run_bake(compiled, bake_path, run, say)
-    return sum(
+    differing = sum(
         not _same(name, found, compiled, build_dir, outcomes[name], say) for name, found in published.items()
     )
+    remove_exported(build_dir, compiled.request)
+    return differing
 
 
 def _same(
@@ -89,7 +91,7 @@ def _same(
         return False
     with (
         RegistryImage(found.ref) as reference,
-        OciArchive(oci_archive(build_dir, compiled.request, name)) as rebuilt,
+        OciLayout(oci_layout(build_dir, compiled.request), layout_ref(compiled.request, name)) as rebuilt,
     ):
         report = compare(reference, rebuilt)
     if report.identical:
@@ -110,7 +112,7 @@ def verify_against_lock(
     """Rebuild the locked selection without any cache and compare every image's per-platform
     digests with those kbuild.lock recorded: bit-for-bit reproducible on this machine too.
     Returns how many images differ, failed, or have no recorded digest."""
-    from kbuild.engine.locking import BuildFailed, archive_digests, bake
+    from kbuild.engine.locking import BuildFailed, bake, exported_digests
 
     bake_options = BakeOptions(roots_dir=roots_dir(), no_cache=True)
     compiled = compile_catalog(
@@ -126,7 +128,7 @@ def verify_against_lock(
     differing = 0
     for name in compiled.selection.images:
         expected = entries[name].images
-        got = archive_digests(compiled, build_dir, name)
+        got = exported_digests(compiled, build_dir, name)
         wrong = {p: d for p, d in got.items() if expected.get(p) != d}
         if not expected:
             differing += 1
@@ -139,4 +141,5 @@ def verify_against_lock(
                 )
         else:
             say(f"[green]as locked[/] {name} {', '.join(f'{p} {d}' for p, d in sorted(got.items()))}")
+    remove_exported(build_dir, compiled.request)
     return differing
