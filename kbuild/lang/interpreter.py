@@ -11,14 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from lark import Token, Tree
-
 from kbuild.errors import KbuildError, Location, did_you_mean, source_lines
 from kbuild.lang import library, limits, operators
 from kbuild.lang.flow import Break, Continue, Jump, Return
 from kbuild.lang.library import call_method, check_mutable, methods_of
 from kbuild.lang.loading import load_symbols
 from kbuild.lang.parse import parse, string_value
+from kbuild.lang.syntax import Token, Tree
 from kbuild.lang.values import (
     REQUIRED,
     BoundMethod,

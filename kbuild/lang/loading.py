@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from lark import Token, Tree
-
 from kbuild.errors import KbuildError, Location, did_you_mean
+from kbuild.lang.syntax import Token, Tree
 from kbuild.lang.values import Module
 
 

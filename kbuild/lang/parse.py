@@ -1,29 +1,26 @@
-"""Stage 1: recipe text -> lark syntax tree with positions."""
+"""Stage 1: recipe text -> syntax tree with positions (lark parses; `syntax` holds the tree).
+
+lark is imported only to parse: a compile whose trees are all in the parse cache never loads it."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import os
 import pickle
 import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
-
-import lark
-from lark import Lark, Token, Tree
-from lark.exceptions import (
-    LarkError,
-    UnexpectedCharacters,
-    UnexpectedEOF,
-    UnexpectedInput,
-    UnexpectedToken,
-)
-from lark.indenter import DedentError, Indenter
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kbuild.errors import KbuildError, Location, source_lines
+from kbuild.lang.syntax import Meta, Token, Tree
+
+if TYPE_CHECKING:
+    from lark import Lark
+    from lark.exceptions import UnexpectedInput
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
 
@@ -49,31 +46,37 @@ _TOKEN_NAMES = {
 }
 
 
-class _Indenter(Indenter):
-    NL_type = "_NEWLINE"
-    OPEN_PAREN_types: ClassVar[list[str]] = ["LPAR", "LSQB", "LBRACE"]
-    CLOSE_PAREN_types: ClassVar[list[str]] = ["RPAR", "RSQB", "RBRACE"]
-    INDENT_type = "_INDENT"
-    DEDENT_type = "_DEDENT"
-    tab_len = 8
-
-    def handle_NL(self, token: Token) -> Iterator[Token]:
-        try:
-            yield from super().handle_NL(token)
-        except DedentError:
-            raise _BadDedent(token) from None
+OPEN_PAREN_TYPES = ("LPAR", "LSQB", "LBRACE")
+CLOSE_PAREN_TYPES = ("RPAR", "RSQB", "RBRACE")
 
 
 class _BadDedent(Exception):
     """A line indented less than its block but not as little as any enclosing block."""
 
-    def __init__(self, newline: Token) -> None:
+    def __init__(self, newline: Any) -> None:
         super().__init__()
         self.newline = newline
 
 
 @functools.cache
 def _parser() -> Lark:
+    from lark import Lark
+    from lark.indenter import DedentError, Indenter
+
+    class _Indenter(Indenter):
+        NL_type = "_NEWLINE"
+        OPEN_PAREN_types: ClassVar[list[str]] = list(OPEN_PAREN_TYPES)
+        CLOSE_PAREN_types: ClassVar[list[str]] = list(CLOSE_PAREN_TYPES)
+        INDENT_type = "_INDENT"
+        DEDENT_type = "_DEDENT"
+        tab_len = 8
+
+        def handle_NL(self, token: Any) -> Iterator[Any]:
+            try:
+                yield from super().handle_NL(token)
+            except DedentError:
+                raise _BadDedent(token) from None
+
     # cache=True stores the LALR tables in the temp dir, keyed by the grammar's hash.
     return Lark(
         GRAMMAR.read_text(),
@@ -123,15 +126,25 @@ class ParseCache:
 
 @functools.cache
 def _salt() -> bytes:
-    return hashlib.sha256(GRAMMAR.read_bytes() + lark.__version__.encode()).digest()
+    """The grammar and the lark that parsed it (its `__init__`, which holds its version), read
+    without importing lark."""
+    spec = importlib.util.find_spec("lark")
+    lark_init = Path(spec.origin).read_bytes() if spec and spec.origin else b""
+    return hashlib.sha256(GRAMMAR.read_bytes() + lark_init + SYNTAX_VERSION).digest()
+
+
+# Bump when the tree `_converted` makes changes shape.
+SYNTAX_VERSION = b"kbuild-syntax-1"
 
 
 def parse(text: str, path: str) -> Tree:
     """Parse one recipe file. Raises KbuildError with the position of the first syntax error."""
+    from lark.exceptions import UnexpectedInput
+
     if not text.endswith("\n"):
         text += "\n"
     try:
-        return _parser().parse(text)
+        return _converted(_parser().parse(text))
     except UnexpectedInput as error:
         raise _syntax_error(error, text, path) from None
     except _BadDedent as error:
@@ -142,6 +155,37 @@ def parse(text: str, path: str) -> Tree:
         ) from None
 
 
+def _converted(root: Any) -> Any:
+    """lark's tree as kbuild's (`syntax`): same names, children and positions. Iterative: a tree
+    nested deeper than Python's stack is the interpreter's error to report, with its position."""
+    from lark import Token as LarkToken
+    from lark import Tree as LarkTree
+
+    def leaf(node: Any) -> Any:
+        if isinstance(node, LarkToken):
+            return Token(str(node), node.type, node.line, node.column, node.end_line, node.end_column)
+        return node  # None: an optional part left out
+
+    def shell(node: Any) -> Tree:
+        position = [getattr(node.meta, f, None) for f in ("line", "column", "end_line", "end_column")]
+        return Tree(str(node.data), [], Meta(*position))
+
+    if not isinstance(root, LarkTree):
+        return leaf(root)
+    converted = shell(root)
+    pending = [(root, converted)]
+    while pending:
+        source, target = pending.pop()
+        for child in source.children:
+            if isinstance(child, LarkTree):
+                copy = shell(child)
+                pending.append((child, copy))
+                target.children.append(copy)
+            else:
+                target.children.append(leaf(child))
+    return converted
+
+
 def _location(text: str, line: int, column: int, path: str) -> Location:
     lines = source_lines(text)
     if lines and line > len(lines):  # a token at the end of a file with no final newline
@@ -150,6 +194,8 @@ def _location(text: str, line: int, column: int, path: str) -> Location:
 
 
 def _syntax_error(error: UnexpectedInput, text: str, path: str) -> KbuildError:
+    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+
     lines = source_lines(text)
     line = getattr(error, "line", -1)
     column = getattr(error, "column", -1)
@@ -197,14 +243,16 @@ def _describe(token_type: str, value: str) -> str:
     return repr(value)
 
 
-def _unclosed_bracket(text: str) -> Token | None:
-    """The innermost bracket still open at the end of `text`, if any."""
-    stack: list[Token] = []
+def _unclosed_bracket(text: str) -> Any:
+    """The innermost bracket (a lark token) still open at the end of `text`, if any."""
+    from lark.exceptions import LarkError
+
+    stack: list[Any] = []
     try:
         for token in _parser().lex(text):
-            if token.type in _Indenter.OPEN_PAREN_types:
+            if token.type in OPEN_PAREN_TYPES:
                 stack.append(token)
-            elif token.type in _Indenter.CLOSE_PAREN_types and stack:
+            elif token.type in CLOSE_PAREN_TYPES and stack:
                 stack.pop()
     except (LarkError, _BadDedent):
         return None

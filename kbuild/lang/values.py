@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from kbuild.errors import KbuildError, Location, did_you_mean
 
 if TYPE_CHECKING:
-    from lark import Tree
+    from kbuild.lang.syntax import Tree
 
 # The default of a parameter that has none; also what host schemas use for a required argument.
 REQUIRED: Any = object()
