@@ -16,7 +16,8 @@ from conftest import MakeWorkspace, run_kbuild
 
 from kbuild.compile.bake import escape
 from kbuild.compile.render import dockerfile_quote
-from kbuild.engine.files import exclusive
+from kbuild.engine.files import exclusive, write_build_dir
+from kbuild.engine.host import compile_workspace
 from kbuild.errors import KbuildError
 
 
@@ -173,3 +174,40 @@ def test_a_killed_compile_leaves_the_previous_bake_file_whole(
         run.send_signal(signal.SIGKILL)
         run.wait()
         assert_bake_file_is_whole(build)
+
+
+@pytest.mark.parametrize("swap", ["file", "directory"])
+def test_a_context_file_swapped_for_a_symlink_after_compile_is_not_copied(
+    workspace_factory: MakeWorkspace, tmp_path: Path, swap: str
+) -> None:
+    """Between reading the recipes and writing the build directory, a hostile process replaces a
+    context file (or its directory) with a symlink out of the workspace: nothing of it is copied."""
+    workspace = workspace_factory()
+    build = workspace / "build"
+    compiled = compile_workspace(workspace, build)
+    secret = tmp_path / "outside"
+    secret.mkdir()
+    (secret / "start.sh").write_text("a secret\n")
+    recipe_dir = workspace / "recipes" / "keystone"
+    if swap == "file":
+        (recipe_dir / "start.sh").unlink()
+        (recipe_dir / "start.sh").symlink_to(secret / "start.sh")
+    else:
+        recipe_dir.rename(workspace / "recipes" / "moved")
+        recipe_dir.symlink_to(secret)
+    with pytest.raises(KbuildError, match="changed since the recipes were read"):
+        write_build_dir(compiled, build, build / "docker-bake.json")
+    copied = [p for p in build.rglob("start.sh") if p.is_file()]
+    assert all("a secret" not in p.read_text() for p in copied)
+    assert not (build / "docker-bake.json").exists()
+
+
+def test_context_files_are_copied_with_their_mode(workspace_factory: MakeWorkspace) -> None:
+    workspace = workspace_factory()
+    (workspace / "recipes" / "keystone" / "start.sh").chmod(0o750)
+    build = workspace / "build"
+    compiled = compile_workspace(workspace, build)
+    write_build_dir(compiled, build, build / "docker-bake.json")
+    [copied] = [p for p in build.rglob("start.sh") if p.is_file()]
+    assert copied.read_text() == "#!/bin/sh\nexec keystone\n"
+    assert copied.stat().st_mode & 0o777 == 0o750

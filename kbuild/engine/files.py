@@ -6,8 +6,9 @@ import fcntl
 import json
 import os
 import shutil
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,8 @@ def write_build_dir(compiled: Compiled, build_dir: Path, bake_path: Path) -> Non
     names it, atomically; then the oldest generations go. A bake file never names a generation
     that is partly written or gone. Callers hold `exclusive(build_dir)`."""
     generation = generation_dir(build_dir, compiled.request, compiled.bake.generation)
-    write_contexts(compiled.rendered, build_dir, compiled.bake.generation)
+    trees = (compiled.catalog.root, *(compiled.catalog.root / o for o in compiled.catalog.overlays))
+    write_contexts(compiled.rendered, build_dir, compiled.bake.generation, trees)
     oci_layout(build_dir, compiled.request).mkdir(parents=True, exist_ok=True)
     write_if_changed(bake_path, compiled.bake.dumps())
     os.utime(generation)  # the newest, for pruning
@@ -76,9 +78,11 @@ def exclusive(build_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def write_contexts(rendered: Rendered, build_dir: Path, generation: str) -> None:
-    """Write each target's Dockerfile and context files; unchanged files are left untouched."""
+def write_contexts(rendered: Rendered, build_dir: Path, generation: str, trees: Sequence[Path]) -> None:
+    """Write each target's Dockerfile and context files; unchanged files are left untouched.
+    `trees`: the workspace and the overlay directories, the only places a context file may be."""
     request = rendered.request
+    inside = tuple(tree.resolve() for tree in trees)
     for item in rendered.targets:
         directory = context_dir(build_dir, request, generation, item.name)
         directory.mkdir(parents=True, exist_ok=True)
@@ -88,10 +92,34 @@ def write_contexts(rendered: Rendered, build_dir: Path, generation: str) -> None
                 shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
         write_if_changed(dockerfile_path(build_dir, request, generation, item.name), item.dockerfile.encode())
         for name, source in item.files.items():
-            data = source.read_bytes()
+            data, mode = read_context_file(source, inside)
             destination = directory / name
             write_if_changed(destination, data)
-            os.chmod(destination, source.stat().st_mode & 0o777)
+            os.chmod(destination, mode)
+
+
+def read_context_file(source: Path, trees: Sequence[Path]) -> tuple[bytes, int]:
+    """A context file's bytes and permission bits, through one descriptor of a regular file
+    whose real path is inside `trees`. The model checked the file when it read the recipes; a
+    file, or a directory on its way, swapped for a symlink since cannot make kbuild copy
+    something from outside (the descriptor's own path is what is checked, not the name)."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(source.resolve(), flags)
+    except OSError as error:
+        raise KbuildError(f"context file {source} cannot be read: {error.strerror}") from None
+    try:
+        opened = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or not any(opened.is_relative_to(tree) for tree in trees):
+            raise KbuildError(
+                f"context file {source} changed since the recipes were read: it is now {opened}",
+                hint="a recipe reads only its own tree; run kbuild again once the files stay put",
+            )
+        with os.fdopen(os.dup(fd), "rb") as stream:
+            return stream.read(), info.st_mode & 0o777
+    finally:
+        os.close(fd)
 
 
 def write_if_changed(path: Path, data: bytes) -> None:
