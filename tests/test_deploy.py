@@ -4,6 +4,7 @@ that make passwords and config hashes, the playbook's syntax, and the command li
 from __future__ import annotations
 
 import importlib.util
+import re
 import string
 import subprocess
 import sys
@@ -26,6 +27,8 @@ ACTIONS = (
     "post-deploy",
 )
 SERVICE_ROLES = ("mariadb", "memcached", "rabbitmq", "keystone")
+# The OpenStack services: their actions are service-actions', driven by their defaults.
+OPENSTACK_ROLES = ("glance", "placement", "nova", "neutron", "heat", "cron")
 PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 
 
@@ -68,7 +71,7 @@ def test_every_yaml_file_of_the_tree_parses() -> None:
     assert len(files) > 40
 
 
-@pytest.mark.parametrize("role", SERVICE_ROLES)
+@pytest.mark.parametrize("role", SERVICE_ROLES + OPENSTACK_ROLES)
 def test_every_service_role_has_kollas_shape(role: str) -> None:
     path = ANSIBLE / "roles" / role
     defaults = yaml.safe_load((path / "defaults" / "main.yml").read_text())
@@ -79,16 +82,37 @@ def test_every_service_role_has_kollas_shape(role: str) -> None:
         assert "/var/lib/kolla/config_files/:ro" in " ".join(service["volumes"])
     images = [v for k, v in defaults.items() if k.endswith("_image")]
     assert images and all(image.endswith(".pinned }}") for image in images)
-    assert "kolla_action" in (path / "tasks" / "main.yml").read_text()
+    main = (path / "tasks" / "main.yml").read_text()
+    assert "kolla_action" in main
+    tasks = ANSIBLE / "roles" / "service-actions" / "tasks" if "service-actions" in main else path / "tasks"
     for action in ACTIONS:
-        assert (path / "tasks" / f"{action}.yml").is_file(), action
+        assert (tasks / f"{action}.yml").is_file(), action
     assert (path / "handlers" / "main.yml").is_file()
+    bootstrap = defaults.get(f"{role}_bootstrap_service")
+    assert bootstrap is None or bootstrap in services
+
+
+def test_every_password_a_role_reads_is_generated() -> None:
+    keys = set(
+        yaml.safe_load((ANSIBLE / "roles" / "common" / "defaults" / "main.yml").read_text())[
+            "kolla_password_keys"
+        ]
+    )
+    used = set()
+    for path in (ANSIBLE / "roles").rglob("*"):
+        if path.is_file() and path.suffix in (".yml", ".j2"):
+            used |= set(
+                re.findall(r"{{ *([a-z0-9_]+_(?:password|secret_key|cluster_cookie)) *}}", path.read_text())
+            )
+    # the names of the variables the generic roles are given, not keys of passwords.yml
+    assert used - {"service_password"} <= keys | {"database_password"}, used - keys
+    assert {"glance_keystone_password", "nova_api_database_password", "heat_domain_admin_password"} <= keys
 
 
 def test_inventories_have_kollas_groups() -> None:
     for inventory in ("all-in-one", "multinode"):
         text = (ANSIBLE / "inventory" / inventory).read_text()
-        for group in ("control", "network", "compute", "storage", *SERVICE_ROLES):
+        for group in ("control", "network", "compute", "storage", *SERVICE_ROLES, *OPENSTACK_ROLES):
             assert f"[{group}" in text, (inventory, group)
     assert "ansible_connection=local" in (ANSIBLE / "inventory" / "all-in-one").read_text()
 
