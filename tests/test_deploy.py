@@ -9,6 +9,7 @@ import string
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -154,3 +155,93 @@ def test_the_cli_imports_nothing_of_deploy_until_it_runs() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "kbuild.engine.deploy" not in result.stdout
+
+
+class _FakeIdentity:
+    """Just enough of openstacksdk's identity proxy, in memory, for kbuild_keystone_register."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, list[SimpleNamespace]] = {
+            k: [] for k in ("domain", "role", "project", "service", "user")
+        }
+        self.items["domain"].append(SimpleNamespace(id="default", name="Default"))
+        self.endpoint_list: list[SimpleNamespace] = []
+        self.assignments: set[tuple[str, str, str]] = set()
+
+    def _find(self, kind, name, **query):
+        found = [i for i in self.items[kind] if name in (i.name, i.id)
+                 and all(getattr(i, k, None) == v for k, v in query.items() if k != "ignore_missing")]  # fmt: skip
+        return found[0] if found else None
+
+    def _create(self, kind, **attrs):
+        item = SimpleNamespace(id=f"{kind}{len(self.items[kind])}", **attrs)
+        self.items[kind].append(item)
+        return item
+
+    def __getattr__(self, attr):
+        verb, _, kind = attr.partition("_")
+        if verb in ("find", "create") and kind in self.items:
+            return lambda *a, **k: self._find(kind, *a, **k) if verb == "find" else self._create(kind, **k)
+        raise AttributeError(attr)
+
+    def services(self):
+        return list(self.items["service"])
+
+    def endpoints(self, service_id, region_id):
+        return [e for e in self.endpoint_list if e.service_id == service_id and e.region_id == region_id]
+
+    def create_endpoint(self, **attrs):
+        self.endpoint_list.append(SimpleNamespace(**attrs))
+
+    def update_endpoint(self, endpoint, url):
+        endpoint.url = url
+
+    def validate_user_has_project_role(self, scope, user, role):
+        return (scope.id, user.id, role.id) in self.assignments
+
+    validate_user_has_domain_role = validate_user_has_project_role
+
+    def assign_project_role_to_user(self, scope, user, role):
+        self.assignments.add((scope.id, user.id, role.id))
+
+    assign_domain_role_to_user = assign_project_role_to_user
+
+
+def test_keystone_registration_changes_only_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("openstack")
+    import openstack
+
+    path = ANSIBLE / "roles" / "service-ks-register" / "library" / "kbuild_keystone_register.py"
+    spec = importlib.util.spec_from_file_location("kbuild_keystone_register", path)
+    assert spec and spec.loader
+    register = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(register)
+    identity = _FakeIdentity()
+    monkeypatch.setattr(openstack, "connect", lambda **_: SimpleNamespace(identity=identity))
+    monkeypatch.setattr(register, "_ensure_password", lambda *_: False)
+    params = {
+        "auth": {"auth_url": "http://keystone/v3"},
+        "region": "RegionOne",
+        "domains": ["heat_user_domain"],
+        "roles": ["heat_stack_owner"],
+        "projects": [{"name": "service"}],
+        "services": [
+            {
+                "name": "heat",
+                "type": "orchestration",
+                "endpoints": {"internal": "http://a", "public": "http://b"},
+            }
+        ],
+        "users": [
+            {"name": "heat", "password": "x", "project": "service", "roles": ["admin"]},
+            {"name": "heat_domain_admin", "password": "y", "domain": "heat_user_domain", "roles": ["admin"]},
+        ],
+    }
+    module = SimpleNamespace(params=params, check_mode=False, fail_json=pytest.fail)
+    first = register.run(module)
+    assert "service heat" in first and "endpoint heat public" in first and "user heat_domain_admin" in first
+    assert len(identity.endpoint_list) == 2 and len(identity.assignments) == 2
+    assert register.run(module) == []
+    params["services"][0]["endpoints"]["public"] = "http://c"
+    assert register.run(module) == ["endpoint heat public"]
+    assert {e.url for e in identity.endpoint_list} == {"http://a", "http://c"}
