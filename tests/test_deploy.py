@@ -4,10 +4,12 @@ that make passwords and config hashes, the playbook's syntax, and the command li
 from __future__ import annotations
 
 import importlib.util
+import re
 import string
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -26,6 +28,8 @@ ACTIONS = (
     "post-deploy",
 )
 SERVICE_ROLES = ("mariadb", "memcached", "rabbitmq", "keystone")
+# The OpenStack services: their actions are service-actions', driven by their defaults.
+OPENSTACK_ROLES = ("glance", "placement", "nova", "neutron", "heat", "cron")
 PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 
 
@@ -68,7 +72,7 @@ def test_every_yaml_file_of_the_tree_parses() -> None:
     assert len(files) > 40
 
 
-@pytest.mark.parametrize("role", SERVICE_ROLES)
+@pytest.mark.parametrize("role", SERVICE_ROLES + OPENSTACK_ROLES)
 def test_every_service_role_has_kollas_shape(role: str) -> None:
     path = ANSIBLE / "roles" / role
     defaults = yaml.safe_load((path / "defaults" / "main.yml").read_text())
@@ -79,16 +83,37 @@ def test_every_service_role_has_kollas_shape(role: str) -> None:
         assert "/var/lib/kolla/config_files/:ro" in " ".join(service["volumes"])
     images = [v for k, v in defaults.items() if k.endswith("_image")]
     assert images and all(image.endswith(".pinned }}") for image in images)
-    assert "kolla_action" in (path / "tasks" / "main.yml").read_text()
+    main = (path / "tasks" / "main.yml").read_text()
+    assert "kolla_action" in main
+    tasks = ANSIBLE / "roles" / "service-actions" / "tasks" if "service-actions" in main else path / "tasks"
     for action in ACTIONS:
-        assert (path / "tasks" / f"{action}.yml").is_file(), action
+        assert (tasks / f"{action}.yml").is_file(), action
     assert (path / "handlers" / "main.yml").is_file()
+    bootstrap = defaults.get(f"{role}_bootstrap_service")
+    assert bootstrap is None or bootstrap in services
+
+
+def test_every_password_a_role_reads_is_generated() -> None:
+    keys = set(
+        yaml.safe_load((ANSIBLE / "roles" / "common" / "defaults" / "main.yml").read_text())[
+            "kolla_password_keys"
+        ]
+    )
+    used = set()
+    for path in (ANSIBLE / "roles").rglob("*"):
+        if path.is_file() and path.suffix in (".yml", ".j2"):
+            used |= set(
+                re.findall(r"{{ *([a-z0-9_]+_(?:password|secret_key|cluster_cookie)) *}}", path.read_text())
+            )
+    # the names of the variables the generic roles are given, not keys of passwords.yml
+    assert used - {"service_password"} <= keys | {"database_password"}, used - keys
+    assert {"glance_keystone_password", "nova_api_database_password", "heat_domain_admin_password"} <= keys
 
 
 def test_inventories_have_kollas_groups() -> None:
     for inventory in ("all-in-one", "multinode"):
         text = (ANSIBLE / "inventory" / inventory).read_text()
-        for group in ("control", "network", "compute", "storage", *SERVICE_ROLES):
+        for group in ("control", "network", "compute", "storage", *SERVICE_ROLES, *OPENSTACK_ROLES):
             assert f"[{group}" in text, (inventory, group)
     assert "ansible_connection=local" in (ANSIBLE / "inventory" / "all-in-one").read_text()
 
@@ -130,3 +155,93 @@ def test_the_cli_imports_nothing_of_deploy_until_it_runs() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "kbuild.engine.deploy" not in result.stdout
+
+
+class _FakeIdentity:
+    """Just enough of openstacksdk's identity proxy, in memory, for kbuild_keystone_register."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, list[SimpleNamespace]] = {
+            k: [] for k in ("domain", "role", "project", "service", "user")
+        }
+        self.items["domain"].append(SimpleNamespace(id="default", name="Default"))
+        self.endpoint_list: list[SimpleNamespace] = []
+        self.assignments: set[tuple[str, str, str]] = set()
+
+    def _find(self, kind, name, **query):
+        found = [i for i in self.items[kind] if name in (i.name, i.id)
+                 and all(getattr(i, k, None) == v for k, v in query.items() if k != "ignore_missing")]  # fmt: skip
+        return found[0] if found else None
+
+    def _create(self, kind, **attrs):
+        item = SimpleNamespace(id=f"{kind}{len(self.items[kind])}", **attrs)
+        self.items[kind].append(item)
+        return item
+
+    def __getattr__(self, attr):
+        verb, _, kind = attr.partition("_")
+        if verb in ("find", "create") and kind in self.items:
+            return lambda *a, **k: self._find(kind, *a, **k) if verb == "find" else self._create(kind, **k)
+        raise AttributeError(attr)
+
+    def services(self):
+        return list(self.items["service"])
+
+    def endpoints(self, service_id, region_id):
+        return [e for e in self.endpoint_list if e.service_id == service_id and e.region_id == region_id]
+
+    def create_endpoint(self, **attrs):
+        self.endpoint_list.append(SimpleNamespace(**attrs))
+
+    def update_endpoint(self, endpoint, url):
+        endpoint.url = url
+
+    def validate_user_has_project_role(self, scope, user, role):
+        return (scope.id, user.id, role.id) in self.assignments
+
+    validate_user_has_domain_role = validate_user_has_project_role
+
+    def assign_project_role_to_user(self, scope, user, role):
+        self.assignments.add((scope.id, user.id, role.id))
+
+    assign_domain_role_to_user = assign_project_role_to_user
+
+
+def test_keystone_registration_changes_only_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("openstack")
+    import openstack
+
+    path = ANSIBLE / "roles" / "service-ks-register" / "library" / "kbuild_keystone_register.py"
+    spec = importlib.util.spec_from_file_location("kbuild_keystone_register", path)
+    assert spec and spec.loader
+    register = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(register)
+    identity = _FakeIdentity()
+    monkeypatch.setattr(openstack, "connect", lambda **_: SimpleNamespace(identity=identity))
+    monkeypatch.setattr(register, "_ensure_password", lambda *_: False)
+    params = {
+        "auth": {"auth_url": "http://keystone/v3"},
+        "region": "RegionOne",
+        "domains": ["heat_user_domain"],
+        "roles": ["heat_stack_owner"],
+        "projects": [{"name": "service"}],
+        "services": [
+            {
+                "name": "heat",
+                "type": "orchestration",
+                "endpoints": {"internal": "http://a", "public": "http://b"},
+            }
+        ],
+        "users": [
+            {"name": "heat", "password": "x", "project": "service", "roles": ["admin"]},
+            {"name": "heat_domain_admin", "password": "y", "domain": "heat_user_domain", "roles": ["admin"]},
+        ],
+    }
+    module = SimpleNamespace(params=params, check_mode=False, fail_json=pytest.fail)
+    first = register.run(module)
+    assert "service heat" in first and "endpoint heat public" in first and "user heat_domain_admin" in first
+    assert len(identity.endpoint_list) == 2 and len(identity.assignments) == 2
+    assert register.run(module) == []
+    params["services"][0]["endpoints"]["public"] = "http://c"
+    assert register.run(module) == ["endpoint heat public"]
+    assert {e.url for e in identity.endpoint_list} == {"http://a", "http://c"}

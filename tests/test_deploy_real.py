@@ -90,11 +90,11 @@ class Deployment:
         inspected = json.loads(docker("inspect", *names).stdout)
         return {c["Name"].lstrip("/"): c["State"]["StartedAt"] for c in inspected}
 
-    def openstack(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def openstack(self, *args: str, timeout: int = 120) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ)
         env.update(OS_CLIENT_CONFIG_FILE=str(self.config_dir / "clouds.yaml"), OS_CLOUD="kolla-admin")
         result = subprocess.run([str(BIN / "openstack"), *args], capture_output=True, text=True,
-                                env=env, timeout=120)  # fmt: skip
+                                env=env, timeout=timeout)  # fmt: skip
         assert result.returncode == 0, f"openstack {' '.join(args)}: {result.stdout}{result.stderr}"
         return result
 
@@ -117,7 +117,7 @@ def deployment(manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     whatever happened."""
     config_dir = tmp_path_factory.mktemp("kolla")
     prefix = f"kbt{uuid.uuid4().hex[:6]}_"
-    ports = free_ports(6)
+    ports = free_ports(13)
     variables = {
         "node_config_directory": str(config_dir),
         "kolla_container_prefix": prefix,
@@ -128,6 +128,14 @@ def deployment(manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "rabbitmq_cluster_port": ports[3],
         "rabbitmq_epmd_port": ports[4],
         "keystone_public_port": ports[5],
+        # the OpenStack services (every one enabled, as in all-in-one)
+        "glance_api_port": ports[6],
+        "placement_api_port": ports[7],
+        "nova_api_port": ports[8],
+        "nova_novncproxy_port": ports[9],
+        "neutron_server_port": ports[10],
+        "heat_api_port": ports[11],
+        "heat_api_cfn_port": ports[12],
     }
     vars_file = config_dir.parent / f"{config_dir.name}-vars.yml"
     vars_file.write_text(yaml.safe_dump(variables))
@@ -149,7 +157,11 @@ def deployment(manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 def test_first_deploy_runs_every_container_by_digest(deployment: Deployment) -> None:
     manifest = yaml.safe_load(deployment.manifest.read_text())
     expected = {"mariadb": "mariadb-server", "memcached": "memcached", "rabbitmq": "rabbitmq",
-                "keystone": "keystone", "keystone_fernet": "keystone-fernet"}  # fmt: skip
+                "keystone": "keystone", "keystone_fernet": "keystone-fernet", "cron": "cron",
+                "glance_api": "glance-api", "placement_api": "placement-api", "nova_api": "nova-api",
+                "nova_conductor": "nova-conductor", "nova_scheduler": "nova-scheduler",
+                "nova_novncproxy": "nova-novncproxy", "neutron_server": "neutron-server",
+                "heat_api": "heat-api", "heat_api_cfn": "heat-api-cfn", "heat_engine": "heat-engine"}  # fmt: skip
     names = deployment.containers()
     assert names == sorted(deployment.prefix + name for name in expected)
     for inspected in json.loads(docker("inspect", *names).stdout):
@@ -168,6 +180,63 @@ def test_openstack_client_gets_a_token_and_the_catalog(deployment: Deployment) -
     openrc = (deployment.config_dir / "admin-openrc.sh").read_text()
     assert "OS_AUTH_URL=http://127.0.0.1:" in openrc
     assert oct((deployment.config_dir / "clouds.yaml").stat().st_mode & 0o777) == "0o600"
+
+
+def test_catalog_has_every_enabled_service(deployment: Deployment) -> None:
+    endpoints = json.loads(deployment.openstack("endpoint", "list", "-f", "json").stdout)
+    types = {e["Service Type"] for e in endpoints if e["Interface"] in ("internal", "public")}
+    assert {
+        "identity",
+        "image",
+        "placement",
+        "compute",
+        "network",
+        "orchestration",
+        "cloudformation",
+    } <= types
+    for kind in ("image", "placement", "compute", "network", "orchestration"):
+        interfaces = {e["Interface"] for e in endpoints if e["Service Type"] == kind}
+        assert interfaces == {"internal", "public"}, kind
+
+
+def test_glance_gives_back_the_bytes_it_was_given(deployment: Deployment, tmp_path: Path) -> None:
+    image = tmp_path / "image.raw"
+    image.write_bytes(os.urandom(256 * 1024))
+    created = json.loads(deployment.openstack("image", "create", "--disk-format", "raw", "--container-format",
+                                              "bare", "--file", str(image), "kbuild-test", "-f", "json").stdout)  # fmt: skip
+    assert created["status"] == "active"
+    saved = tmp_path / "saved.raw"
+    deployment.openstack("image", "save", "--file", str(saved), created["id"])
+    assert saved.read_bytes() == image.read_bytes()
+
+
+def test_placement_answers(deployment: Deployment) -> None:
+    providers = json.loads(deployment.openstack("resource", "provider", "list", "-f", "json").stdout)
+    assert isinstance(providers, list)
+
+
+def test_nova_conductor_and_scheduler_are_up(deployment: Deployment) -> None:
+    services = json.loads(deployment.openstack("compute", "service", "list", "-f", "json").stdout)
+    states = {s["Binary"]: s["State"] for s in services}
+    assert states.get("nova-conductor") == "up" and states.get("nova-scheduler") == "up", services
+
+
+def test_neutron_makes_a_network_and_a_subnet(deployment: Deployment) -> None:
+    network = json.loads(deployment.openstack("network", "create", "kbuild-test", "-f", "json").stdout)
+    assert network["status"] == "ACTIVE"
+    subnet = json.loads(deployment.openstack("subnet", "create", "--network", network["id"], "--subnet-range",
+                                             "192.0.2.0/24", "kbuild-test", "-f", "json").stdout)  # fmt: skip
+    assert subnet["cidr"] == "192.0.2.0/24" and subnet["network_id"] == network["id"]
+
+
+def test_heat_creates_a_stack(deployment: Deployment, tmp_path: Path) -> None:
+    template = tmp_path / "stack.yaml"
+    template.write_text(
+        "heat_template_version: 2018-08-31\nresources:\n  random:\n    type: OS::Heat::RandomString\n"
+    )
+    deployment.openstack("stack", "create", "--wait", "-t", str(template), "kbuild-test", timeout=900)
+    stack = json.loads(deployment.openstack("stack", "show", "kbuild-test", "-f", "json").stdout)
+    assert stack["stack_status"] == "CREATE_COMPLETE", stack
 
 
 def test_second_deploy_restarts_nothing_and_changes_nothing(deployment: Deployment) -> None:
@@ -199,6 +268,12 @@ def test_passwords_file_is_private_and_complete(deployment: Deployment) -> None:
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     passwords = yaml.safe_load(path.read_text())
     assert passwords and all(isinstance(v, str) and len(v) >= 32 for v in passwords.values())
+    # every service's: the search for leaks below covers them all
+    services = {"glance_database_password", "glance_keystone_password", "placement_database_password",
+                "placement_keystone_password", "nova_api_database_password", "nova_database_password",
+                "nova_keystone_password", "neutron_database_password", "neutron_keystone_password",
+                "heat_database_password", "heat_keystone_password", "heat_domain_admin_password"}  # fmt: skip
+    assert services <= passwords.keys()
 
 
 def test_no_secret_in_containers_or_output(deployment: Deployment) -> None:
