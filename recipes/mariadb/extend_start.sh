@@ -1,8 +1,10 @@
 #!/bin/bash
 # mariadb's kolla_extend_start snippet (sourced by base's kolla_extend_start, as user mysql).
 # KOLLA_BOOTSTRAP on an empty datadir: create the system tables, then give root the password
-# of the root.cnf that config.json copied in. The password goes to the server on stdin, never
-# on a command line, and the server only listens on a private socket meanwhile.
+# of the root.cnf that config.json copied in, on localhost and, as Kolla's bootstrap does, from
+# any host (kolla-toolbox's modules and the other services' bootstraps connect over the network).
+# The password goes to the server on stdin, never on a command line, and the server only listens
+# on a private socket meanwhile.
 if [[ -n "${KOLLA_BOOTSTRAP+set}" ]]; then
     if [[ ! -d /var/lib/mysql/mysql ]]; then
         mariadb-install-db --datadir=/var/lib/mysql --auth-root-authentication-method=normal \
@@ -17,6 +19,8 @@ if [[ -n "${KOLLA_BOOTSTRAP+set}" ]]; then
         root_password=$(sed -n 's/^password *= *//p' /etc/mysql/root.cnf)
         mariadb --socket="${bootstrap_socket}" --user=root <<SQL
 ALTER USER 'root'@'localhost' IDENTIFIED BY '${root_password}';
+CREATE USER 'root'@'%' IDENTIFIED BY '${root_password}';
+GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;
 FLUSH PRIVILEGES;
 SQL
         unset root_password
