@@ -11,7 +11,13 @@ import typer
 from kbuild.cli.app import app
 
 # Kept here as well as in kbuild.engine.deploy so that `--help` imports nothing more.
-_ACTIONS = "prechecks, pull, deploy, reconfigure, check, stop, destroy, genconfig, post-deploy"
+_ACTIONS = "prechecks, pull, deploy, reconfigure, upgrade, check, stop, destroy, genconfig, post-deploy"
+_UPGRADE = (
+    "`upgrade --manifest NEW` moves a running deployment to a new manifest: for each service whose "
+    "image digest changed, its database migrations run first from the new image (the image's "
+    "KOLLA_UPGRADE hook), then only the containers whose image changed are recreated, then "
+    "KOLLA_FINISH_UPGRADE runs where the service has one; every other container keeps running."
+)
 
 
 def _action(value: str) -> str:
@@ -22,7 +28,7 @@ def _action(value: str) -> str:
 
 @app.command()
 def deploy(
-    action: Annotated[str, typer.Argument(help=f"One of {_ACTIONS}.", callback=_action)],
+    action: Annotated[str, typer.Argument(help=f"One of {_ACTIONS}. {_UPGRADE}", callback=_action)],
     inventory: Annotated[
         Path | None,
         typer.Option("--inventory", "-i", help="Ansible inventory (default: ansible/inventory/all-in-one)."),

@@ -20,6 +20,7 @@ ACTIONS = (
     "pull",
     "deploy",
     "reconfigure",
+    "upgrade",
     "check",
     "stop",
     "destroy",
