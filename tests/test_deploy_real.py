@@ -329,6 +329,8 @@ def test_upgrade_recreates_only_the_service_whose_image_changed(
         inspected = json.loads(docker("inspect", *deployment.containers()).stdout)
         return {c["Name"].lstrip("/"): (c["Id"], c["State"]["StartedAt"]) for c in inspected}
 
+    # from the settings of this run alone (an earlier test reconfigured keystone with -e)
+    deployment.kbuild_deploy("reconfigure")
     before = state()
     result = deployment.kbuild_deploy("upgrade", manifest=new_manifest)
     after = state()
