@@ -171,7 +171,12 @@ def test_genconfig_puts_haproxy_in_front_of_the_apis_on_the_virtual_address(tmp_
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr
     haproxy = (config / "haproxy" / "haproxy.cfg").read_text()
     listens = dict(re.findall(r"^listen (\S+)\n(.*?)(?=^listen |\Z)", haproxy, re.MULTILINE | re.DOTALL))
-    assert set(listens) == {"monitor", "stats", "keystone_internal", "horizon"}
+    assert {"monitor", "stats", "keystone_internal", "horizon"} <= set(listens)
+    for name in set(listens) - {"monitor", "stats"}:
+        assert re.search(r"^    bind 192\.0\.2\.10:\d+$", listens[name], re.MULTILINE), name
+    # the services this tree does not deploy (with their defaults off) are not in front
+    enabled = yaml.safe_load((ANSIBLE / "group_vars" / "all.yml").read_text())
+    assert ("glance_api" in listens) == bool(enabled.get("enable_glance", False))
     assert "bind 192.0.2.10:5001\n" in listens["keystone_internal"]
     assert re.search(
         r"^\s+server localhost 127\.0\.0\.1:5001 check", listens["keystone_internal"], re.MULTILINE
