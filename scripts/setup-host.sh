@@ -2,8 +2,9 @@
 # Host setup for kbuild on Debian 12 (bookworm), as root, without systemd.
 #
 # Installs Docker Engine 26.1 + buildx (from trixie, pinned low), qemu-user-static,
-# binfmt-support, debootstrap, skopeo and docker-registry (from bookworm); turns on the
-# containerd image store; starts dockerd and a local registry on 127.0.0.1:5000.
+# binfmt-support, debootstrap, skopeo, docker-registry, and chromium + chromium-driver (the
+# browser tests drive the dashboard in it) (from bookworm); turns on the containerd image store;
+# starts dockerd and a local registry on 127.0.0.1:5000.
 # See /work/shared/HOST.md for the recipe this follows.
 #
 # Idempotent: every step checks first and prints one line ("... already ..." when nothing
@@ -173,7 +174,7 @@ Pin-Priority: 100"
 # 2. packages
 # --------------------------------------------------------------------------------------------
 step_packages() {
-  local trixie_pkgs=(docker-buildx docker.io docker-cli) bookworm_pkgs=(debootstrap skopeo)
+  local trixie_pkgs=(docker-buildx docker.io docker-cli) bookworm_pkgs=(debootstrap skopeo chromium chromium-driver)
   [ "$NO_QEMU" = 1 ] || bookworm_pkgs+=(qemu-user-static binfmt-support)
   [ "$NO_REGISTRY" = 1 ] || bookworm_pkgs+=(docker-registry)
   local missing=() p
@@ -359,6 +360,7 @@ step_summary() {
   else
     echo "registry:          http://$REGISTRY_ADDR ($(registry_up && echo up || echo down))"
   fi
+  echo "browser:           $(dpkg-query -W -f='chromium ${Version}' chromium 2>/dev/null || echo 'chromium missing'), $(command -v chromedriver || echo 'no chromedriver')"
 }
 
 step_apt_sources

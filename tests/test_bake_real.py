@@ -127,6 +127,7 @@ VERSION_COMMANDS = {
     "keystone-base": (["keystone-manage", "--version"], "."),
     "keystone": (["keystone-manage", "--version"], "."),
     "keystone-fernet": (["rsync", "--version"], "rsync  version"),
+    "horizon": (["python3", "-c", "import openstack_dashboard; print('ok')"], "ok"),
     "mariadb-server": (["mariadbd", "--version"], "MariaDB"),
     "memcached": (["memcached", "-V"], "memcached 1."),
     "rabbitmq": (["dpkg-query", "-W", "rabbitmq-server"], "rabbitmq-server"),

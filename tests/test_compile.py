@@ -20,6 +20,7 @@ CORE = [
     "openstack-base",
     "keystone-base",
     "keystone",
+    "horizon",
     "keystone-fernet",
     "mariadb-server",
     "memcached",

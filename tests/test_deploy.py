@@ -4,6 +4,7 @@ that make passwords and config hashes, the playbook's syntax, and the command li
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import string
 import subprocess
@@ -21,6 +22,7 @@ ACTIONS = (
     "pull",
     "deploy",
     "reconfigure",
+    "upgrade",
     "check",
     "stop",
     "destroy",
@@ -30,6 +32,9 @@ ACTIONS = (
 SERVICE_ROLES = ("mariadb", "memcached", "rabbitmq", "keystone")
 # The OpenStack services: their actions are service-actions', driven by their defaults.
 OPENSTACK_ROLES = ("glance", "placement", "nova", "neutron", "heat", "cron")
+# horizon and the load balancer (haproxy and keepalived run on the hosts of group loadbalancer).
+SERVICE_ROLES += ("horizon", "haproxy", "keepalived")
+ROLE_GROUPS = {"haproxy": "loadbalancer", "keepalived": "loadbalancer"}
 PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 
 
@@ -113,7 +118,14 @@ def test_every_password_a_role_reads_is_generated() -> None:
 def test_inventories_have_kollas_groups() -> None:
     for inventory in ("all-in-one", "multinode"):
         text = (ANSIBLE / "inventory" / inventory).read_text()
-        for group in ("control", "network", "compute", "storage", *SERVICE_ROLES, *OPENSTACK_ROLES):
+        for group in (
+            "control",
+            "network",
+            "compute",
+            "storage",
+            *map(ROLE_GROUPS.get, SERVICE_ROLES, SERVICE_ROLES),
+            *OPENSTACK_ROLES,
+        ):
             assert f"[{group}" in text, (inventory, group)
     assert "ansible_connection=local" in (ANSIBLE / "inventory" / "all-in-one").read_text()
 
@@ -245,3 +257,77 @@ def test_keystone_registration_changes_only_what_is_missing(monkeypatch: pytest.
     params["services"][0]["endpoints"]["public"] = "http://c"
     assert register.run(module) == ["endpoint heat public"]
     assert {e.url for e in identity.endpoint_list} == {"http://a", "http://c"}
+
+
+def fake_manifest(path: Path) -> Path:
+    """A manifest of every image the playbook may name, pinned to digests no registry has (genconfig
+    reads references, never images)."""
+    images = [name for names in COMMON_DEFAULTS["kbuild_service_images"].values() for name in names]
+    digest = "sha256:" + "0" * 64
+    manifest = {"manifest": 1, "images": {n: {"pinned": f"127.0.0.1:5000/fake/{n}@{digest}"} for n in images}}
+    path.write_text(yaml.safe_dump(manifest))
+    return path
+
+
+COMMON_DEFAULTS = yaml.safe_load((ANSIBLE / "roles" / "common" / "defaults" / "main.yml").read_text())
+
+
+@pytest.mark.skipif(not PLAYBOOK.exists(), reason="ansible is not installed (the deploy extra)")
+def test_genconfig_puts_haproxy_in_front_of_the_apis_on_the_virtual_address(tmp_path: Path) -> None:
+    config = tmp_path / "kolla"
+    config.mkdir()
+    argv = [str(PLAYBOOK), "-i", str(ANSIBLE / "inventory" / "all-in-one"), str(ANSIBLE / "site.yml")]
+    for var in ("kolla_action=genconfig", f"kbuild_manifest={fake_manifest(tmp_path / 'm.yml')}",
+                f"node_config_directory={config}", "enable_haproxy=true", "enable_keepalived=true",
+                "kolla_internal_vip_address=192.0.2.10", "horizon_port=8080", "kolla_network_interface=lo"):  # fmt: skip
+        argv += ["-e", var]
+    result = subprocess.run(argv, capture_output=True, text=True, env={"ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"),
+                            "PATH": f"{PLAYBOOK.parent}:/usr/bin:/bin"})  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr
+    haproxy = (config / "haproxy" / "haproxy.cfg").read_text()
+    listens = dict(re.findall(r"^listen (\S+)\n(.*?)(?=^listen |\Z)", haproxy, re.MULTILINE | re.DOTALL))
+    assert {"monitor", "stats", "keystone_internal", "horizon"} <= set(listens)
+    for name in set(listens) - {"monitor", "stats"}:
+        assert re.search(r"^    bind 192\.0\.2\.10:\d+$", listens[name], re.MULTILINE), name
+    # the services this tree does not deploy (with their defaults off) are not in front
+    enabled = yaml.safe_load((ANSIBLE / "group_vars" / "all.yml").read_text())
+    assert ("glance_api" in listens) == bool(enabled.get("enable_glance", False))
+    assert "bind 192.0.2.10:5001\n" in listens["keystone_internal"]
+    assert re.search(
+        r"^\s+server localhost 127\.0\.0\.1:5001 check", listens["keystone_internal"], re.MULTILINE
+    )
+    assert "bind 192.0.2.10:8080\n" in listens["horizon"] and "127.0.0.1:8080 check" in listens["horizon"]
+    passwords = yaml.safe_load((config / "passwords.yml").read_text())
+    assert f"stats auth openstack:{passwords['haproxy_password']}\n" in listens["stats"]
+    keepalived = (config / "keepalived" / "keepalived.conf").read_text()
+    assert "192.0.2.10 dev lo" in keepalived and "virtual_router_id 51" in keepalived
+    assert f"auth_pass {passwords['keepalived_password'][:8]}" in keepalived
+    assert passwords["haproxy_password"] not in result.stdout + result.stderr
+    # the dashboard talks to keystone and keeps its sessions in memcached, with its own secret key
+    settings = (config / "horizon" / "local_settings").read_text()
+    assert 'OPENSTACK_KEYSTONE_URL = "http://127.0.0.1:5001/v3"' in settings
+    assert '"LOCATION": ["127.0.0.1:11211"]' in settings and "sessions.backends.cache" in settings
+    assert f'SECRET_KEY = "{passwords["horizon_secret_key"]}"' in settings
+    compile(settings, "local_settings", "exec")
+    assert json.loads((config / "horizon" / "config.json").read_text())["command"].startswith("uwsgi ")
+
+
+def test_kbuild_deploy_leaves_out_the_services_that_were_not_built(tmp_path: Path) -> None:
+    """A bake of core has keystone and horizon, not nova: `kbuild deploy` turns nova and the rest
+    off before the operator's settings (so an explicit enable_nova=true still requires it), and
+    never for stop and destroy."""
+    from kbuild.engine.deploy import DeployRequest, command, unbuilt_services
+
+    core = ["mariadb-server", "memcached", "rabbitmq", "keystone", "keystone-fernet", "horizon"]
+    manifest = tmp_path / "m.yml"
+    manifest.write_text(
+        yaml.safe_dump({"manifest": 1, "images": {n: {"pinned": "r/x@sha256:0"} for n in core}})
+    )
+    deploy = DeployRequest("deploy", ANSIBLE, Path("/i"), manifest, ("enable_nova=true",))
+    left_out = unbuilt_services(deploy)
+    assert left_out == ("cron", "glance", "haproxy", "heat", "keepalived", "neutron", "nova", "placement")
+    argv = command(deploy, tmp_path / "s.json")
+    assert argv.index("enable_nova=false") < argv.index("enable_nova=true")  # the operator's wins
+    assert "enable_keystone=false" not in argv and "enable_horizon=false" not in argv
+    assert unbuilt_services(DeployRequest("destroy", ANSIBLE, Path("/i"), manifest)) == ()
+    assert unbuilt_services(DeployRequest("deploy", ANSIBLE, Path("/i"), tmp_path / "none.yml")) == ()

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,9 +29,15 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import Baked
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service as ChromeService
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -62,7 +72,11 @@ class Deployment:
     outputs: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
-    def kbuild_deploy(self, action: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def kbuild_deploy(
+        self, action: str, *extra: str, check: bool = True, manifest: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`kbuild deploy ACTION`; with `manifest`, on that one, which the deployment runs from then on."""
+        self.manifest = manifest or self.manifest
         argv = [sys.executable, "-m", "kbuild", "deploy", action, "--manifest", str(self.manifest)]
         # the run's own settings only: not the machine's /etc/kolla/globals.yml
         argv += ["--globals", str(self.config_dir / "globals.yml"), "-e", f"@{self.vars_file}"]
@@ -117,7 +131,7 @@ def deployment(manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     whatever happened."""
     config_dir = tmp_path_factory.mktemp("kolla")
     prefix = f"kbt{uuid.uuid4().hex[:6]}_"
-    ports = free_ports(13)
+    ports = free_ports(16)
     variables = {
         "node_config_directory": str(config_dir),
         "kolla_container_prefix": prefix,
@@ -136,6 +150,13 @@ def deployment(manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "neutron_server_port": ports[10],
         "heat_api_port": ports[11],
         "heat_api_cfn_port": ports[12],
+        # the dashboard, and haproxy in front of it and keystone on a loopback "virtual" address
+        # (keepalived is off: VRRP would change the host's network)
+        "horizon_port": ports[13],
+        "enable_haproxy": True,
+        "kolla_internal_vip_address": f"127.0.0.{random.randint(2, 254)}",
+        "haproxy_monitor_port": ports[14],
+        "haproxy_stats_port": ports[15],
     }
     vars_file = config_dir.parent / f"{config_dir.name}-vars.yml"
     vars_file.write_text(yaml.safe_dump(variables))
@@ -161,7 +182,8 @@ def test_first_deploy_runs_every_container_by_digest(deployment: Deployment) -> 
                 "glance_api": "glance-api", "placement_api": "placement-api", "nova_api": "nova-api",
                 "nova_conductor": "nova-conductor", "nova_scheduler": "nova-scheduler",
                 "nova_novncproxy": "nova-novncproxy", "neutron_server": "neutron-server",
-                "heat_api": "heat-api", "heat_api_cfn": "heat-api-cfn", "heat_engine": "heat-engine"}  # fmt: skip
+                "heat_api": "heat-api", "heat_api_cfn": "heat-api-cfn", "heat_engine": "heat-engine",
+                "horizon": "horizon", "haproxy": "haproxy"}  # fmt: skip
     names = deployment.containers()
     assert names == sorted(deployment.prefix + name for name in expected)
     for inspected in json.loads(docker("inspect", *names).stdout):
@@ -261,6 +283,142 @@ def test_reconfiguring_one_keystone_option_restarts_only_keystone(deployment: De
 def test_check_passes(deployment: Deployment) -> None:
     result = deployment.kbuild_deploy("check")
     assert recap_changed(result.stdout) == 0
+
+
+# --- horizon, haproxy, keepalived -------------------------------------------------------------
+
+
+def variables(deployment: Deployment) -> dict:
+    return yaml.safe_load(deployment.vars_file.read_text())
+
+
+def test_haproxy_forwards_keystone_and_horizon_on_the_virtual_address(deployment: Deployment) -> None:
+    settings = variables(deployment)
+    vip = settings["kolla_internal_vip_address"]
+    keystone = urllib.request.urlopen(f"http://{vip}:{settings['keystone_public_port']}/v3", timeout=30)
+    assert keystone.status == 200 and json.load(keystone)["version"]["id"].startswith("v3")
+    login = urllib.request.urlopen(f"http://{vip}:{settings['horizon_port']}/auth/login/", timeout=60)
+    assert login.status == 200 and b'id="id_username"' in login.read()
+    # the statistics page wants haproxy_password
+    stats = f"http://127.0.0.1:{settings['haproxy_stats_port']}/"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(stats, timeout=30)
+    assert refused.value.code == 401
+
+
+def test_keepalived_prechecks_want_a_real_interface(deployment: Deployment) -> None:
+    interfaces = sorted(p.name for p in Path("/sys/class/net").iterdir() if p.name != "lo")
+    assert interfaces, "no network interface"
+    on = ("enable_keepalived=true", "enable_haproxy=true")
+    deployment.kbuild_deploy("prechecks", *on, f"kolla_network_interface={interfaces[0]}")
+    refused = deployment.kbuild_deploy("prechecks", *on, "kolla_network_interface=nosuch0", check=False)
+    assert refused.returncode != 0 and "kolla_network_interface=nosuch0" in refused.stdout
+    no_vip = deployment.kbuild_deploy("prechecks", *on, "kolla_internal_vip_address=", check=False)
+    assert no_vip.returncode != 0 and "need a free address" in no_vip.stdout
+
+
+def chromium() -> webdriver.Chrome:
+    """Debian's chromium, headless, through Debian's chromedriver (scripts/setup-host.sh installs
+    both), on a profile of its own; nothing it does reaches the network."""
+    assert CHROMIUM.is_file() and CHROMEDRIVER.is_file(), "no chromium: run scripts/setup-host.sh"
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tempfile.mkdtemp(prefix='kbuild-chromium-')}"):  # fmt: skip
+        options.add_argument(flag)
+    return webdriver.Chrome(service=ChromeService(str(CHROMEDRIVER)), options=options)
+
+
+def test_horizon_login_as_admin_in_a_real_browser(deployment: Deployment) -> None:
+    settings = variables(deployment)
+    passwords = yaml.safe_load((deployment.config_dir / "passwords.yml").read_text())
+    catalog = json.loads(deployment.openstack("catalog", "list", "-f", "json").stdout)
+    horizon = f"http://127.0.0.1:{settings['horizon_port']}"
+    browser = chromium()
+    try:
+        browser.get(horizon + "/")
+        assert "/auth/login/" in browser.current_url, browser.current_url
+        browser.find_element(By.ID, "id_username").send_keys("admin")
+        browser.find_element(By.ID, "id_password").send_keys("not the password")
+        browser.find_element(By.ID, "loginBtn").click()
+        WebDriverWait(browser, 60).until(lambda b: "Invalid credentials" in b.page_source)
+        browser.find_element(By.ID, "id_password").clear()
+        browser.find_element(By.ID, "id_password").send_keys(passwords["keystone_admin_password"])
+        browser.find_element(By.ID, "loginBtn").click()
+        WebDriverWait(browser, 60).until(lambda b: "/auth/login/" not in b.current_url)
+        # logged in: the header names the user and the project it works in
+        header = browser.find_element(By.CSS_SELECTOR, "nav.navbar").text
+        assert "admin" in header.split(), header
+        if any(service["Type"] == "compute" for service in catalog):
+            # the project overview (it needs a compute service in the catalog)
+            browser.get(horizon + "/project/")
+            WebDriverWait(browser, 60).until(lambda b: "Limit Summary" in b.page_source)
+            assert browser.find_element(By.CSS_SELECTOR, ".page-header").text.strip() == "Overview"
+        # the projects the admin sees, keystone's: the admin project is there
+        browser.get(horizon + "/identity/")
+        WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, "table#tenants"))
+        assert browser.find_element(By.CSS_SELECTOR, ".page-header").text.strip() == "Projects"
+        projects = [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "table#tenants td.anchor")]
+        assert "admin" in projects, browser.page_source[-3000:]
+        # the session lives in memcached, so a fresh page load is still logged in
+        browser.get(horizon + "/identity/")
+        assert "/auth/login/" not in browser.current_url
+    finally:
+        browser.quit()
+
+
+# --- upgrade ------------------------------------------------------------------------------------
+
+
+def test_upgrade_recreates_only_the_service_whose_image_changed(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """A second bake of the same profile into the same namespace, with an overlay that changes
+    keystone alone (a label, new each run): a manifest in which only keystone's digest differs."""
+    old = yaml.safe_load(deployment.manifest.read_text())["images"]
+    namespace = old["keystone"]["pinned"].split("/")[1]
+    overlay = tmp_path / "upgrade-overlay"
+    overlay.mkdir()
+    (overlay / "keystone.kb").write_text(
+        f'override("keystone", labels = {{"org.example.kbuild-upgrade-test": "{uuid.uuid4().hex}"}})\n'
+    )
+    build_dir = tmp_path / "build"
+    bake = subprocess.run(
+        [sys.executable, "-m", "kbuild", "bake", "-p", "default", "--overlay", str(overlay), "--push",
+         "--namespace", namespace, "--build-dir", str(build_dir)],
+        cwd=ROOT, capture_output=True, text=True, timeout=3600,
+    )  # fmt: skip
+    assert bake.returncode == 0, bake.stdout[-3000:] + bake.stderr[-3000:]
+    new_manifest = build_dir / "kbuild-manifest.yml"
+    new = yaml.safe_load(new_manifest.read_text())["images"]
+    assert [name for name in old if old[name]["pinned"] != new[name]["pinned"]] == ["keystone"]
+
+    def state() -> dict[str, tuple[str, str]]:
+        inspected = json.loads(docker("inspect", *deployment.containers()).stdout)
+        return {c["Name"].lstrip("/"): (c["Id"], c["State"]["StartedAt"]) for c in inspected}
+
+    # from the settings of this run alone (an earlier test reconfigured keystone with -e)
+    deployment.kbuild_deploy("reconfigure")
+    before = state()
+    result = deployment.kbuild_deploy("upgrade", manifest=new_manifest)
+    after = state()
+    assert set(after) == set(before)
+    recreated = sorted(name.removeprefix(deployment.prefix) for name in before if before[name] != after[name])
+    assert recreated == ["keystone"], result.stdout[-6000:]
+    keystone = json.loads(docker("inspect", deployment.prefix + "keystone").stdout)[0]
+    assert keystone["Config"]["Image"] == new["keystone"]["pinned"]
+    assert keystone["State"]["Health"]["Status"] == "healthy"
+    # the new image's migrations ran around the restart: expand, then contract
+    hooks = re.findall(r"^TASK \[service-upgrade : Running (KOLLA_\w+) of keystone\].*\n(\w+):", result.stdout,
+                       re.MULTILINE)  # fmt: skip
+    assert hooks == [("KOLLA_UPGRADE", "changed"), ("KOLLA_FINISH_UPGRADE", "changed")], result.stdout[-6000:]
+    token = json.loads(deployment.openstack("token", "issue", "-f", "json").stdout)
+    assert token["id"]
+    assert recap_changed(deployment.kbuild_deploy("check").stdout) == 0
+    # the same manifest again: nothing to upgrade, nothing restarts
+    again = deployment.kbuild_deploy("upgrade")
+    assert recap_changed(again.stdout) == 0 and state() == after, again.stdout[-6000:]
 
 
 def test_passwords_file_is_private_and_complete(deployment: Deployment) -> None:

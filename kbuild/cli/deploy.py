@@ -11,7 +11,13 @@ import typer
 from kbuild.cli.app import app
 
 # Kept here as well as in kbuild.engine.deploy so that `--help` imports nothing more.
-_ACTIONS = "prechecks, pull, deploy, reconfigure, check, stop, destroy, genconfig, post-deploy"
+_ACTIONS = "prechecks, pull, deploy, reconfigure, upgrade, check, stop, destroy, genconfig, post-deploy"
+_UPGRADE = (
+    "`upgrade --manifest NEW` moves a running deployment to a new manifest: for each service whose "
+    "image digest changed, its database migrations run first from the new image (the image's "
+    "KOLLA_UPGRADE hook), then only the containers whose image changed are recreated, then "
+    "KOLLA_FINISH_UPGRADE runs where the service has one; every other container keeps running."
+)
 
 
 def _action(value: str) -> str:
@@ -22,7 +28,7 @@ def _action(value: str) -> str:
 
 @app.command()
 def deploy(
-    action: Annotated[str, typer.Argument(help=f"One of {_ACTIONS}.", callback=_action)],
+    action: Annotated[str, typer.Argument(help=f"One of {_ACTIONS}. {_UPGRADE}", callback=_action)],
     inventory: Annotated[
         Path | None,
         typer.Option("--inventory", "-i", help="Ansible inventory (default: ansible/inventory/all-in-one)."),
@@ -43,7 +49,7 @@ def deploy(
 ) -> None:
     """Run ACTION of ansible/site.yml on the images the manifest pins (never a tag); print what
     runs. Exit code: the playbook's (0 fine)."""
-    from kbuild.engine.deploy import DeployRequest, ansible_dir, run, summary_lines
+    from kbuild.engine.deploy import DeployRequest, ansible_dir, run, summary_lines, unbuilt_services
 
     tree = ansible_dir(workspace)
     request = DeployRequest(
@@ -54,6 +60,9 @@ def deploy(
         extra_vars=tuple(extra_vars or ()),
         globals_file=globals_file,
     )
+    left_out = unbuilt_services(request)
+    if left_out:
+        print(f"not in {manifest}, left out: {', '.join(left_out)} (-e enable_<service>=true requires one)")
     started = time.monotonic()
     result = run(request, lambda line: print(line, flush=True))
     outcome = "failed" if result.returncode else "done"

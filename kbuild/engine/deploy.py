@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from kbuild.errors import KbuildError
 
 ACTIONS = (
@@ -20,6 +22,7 @@ ACTIONS = (
     "pull",
     "deploy",
     "reconfigure",
+    "upgrade",
     "check",
     "stop",
     "destroy",
@@ -65,7 +68,29 @@ def ansible_playbook() -> Path:
     return Path(sys.executable).parent / "ansible-playbook"
 
 
+# Actions that act on whatever runs, built or not: they never leave a service out.
+_EVERY_SERVICE = ("stop", "destroy")
+
+
+def unbuilt_services(request: DeployRequest) -> tuple[str, ...]:
+    """The services whose images the manifest lacks: `kbuild deploy` deploys what was built (a
+    bake of `core` gives keystone and horizon, one of `default` the whole control plane). An
+    operator's `enable_<service>=true` (globals or -e) still requires one: prechecks then say
+    what to bake. Nothing is left out of stop and destroy, or without a readable manifest."""
+    if request.action in _EVERY_SERVICE:
+        return ()
+    try:
+        images = yaml.safe_load(request.manifest.read_text()).get("images") or {}
+        defaults = yaml.safe_load((request.ansible_dir / "roles/common/defaults/main.yml").read_text())
+    except (OSError, yaml.YAMLError, AttributeError):
+        return ()  # the playbook's manifest check says what is wrong with it
+    wanted: dict[str, list[str]] = defaults.get("kbuild_service_images", {})
+    return tuple(sorted(s for s, names in wanted.items() if not all(name in images for name in names)))
+
+
 def command(request: DeployRequest, summary_file: Path) -> list[str]:
+    # First, so that the operator's settings after them win.
+    left_out = [arg for service in unbuilt_services(request) for arg in ("-e", f"enable_{service}=false")]
     argv = [
         str(ansible_playbook()),
         "-i",
@@ -77,6 +102,7 @@ def command(request: DeployRequest, summary_file: Path) -> list[str]:
         f"kbuild_manifest={request.manifest}",
         "-e",
         f"kbuild_summary_file={summary_file}",
+        *left_out,
     ]
     if request.globals_file is not None and request.globals_file.is_file():
         argv += ["-e", f"@{request.globals_file}"]
