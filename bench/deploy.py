@@ -1,9 +1,10 @@
-"""Deploy timings, all-in-one: a first deploy and a no-change re-deploy of the core services.
+"""Deploy timings, all-in-one: a first deploy and a no-change re-deploy of what the manifest has
+(a bake of `core`: the core services and horizon; of `default`: the whole control plane).
 
     .venv/bin/python bench/deploy.py [--manifest build/kbuild-manifest.yml] [--runs 3]
                                      [--upgrade IMAGE [--profile core]]
 
-Deploys the manifest's images (bake the core profile first: `kbuild bake -p core --push`) into a
+Deploys the manifest's images (bake a profile first: `kbuild bake -p core --push`) into a
 configuration directory, container prefix and free loopback ports of its own, times `kbuild
 deploy deploy` as a whole process (first, then --runs re-deploys with nothing changed; the target
 for those is under 60 s), then destroys what it deployed.
@@ -30,7 +31,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PORTS = ("mariadb_port", "memcached_port", "rabbitmq_port", "rabbitmq_cluster_port",
-         "rabbitmq_epmd_port", "keystone_public_port", "horizon_port")  # fmt: skip
+         "rabbitmq_epmd_port", "keystone_public_port", "horizon_port", "glance_api_port",
+         "placement_api_port", "nova_api_port", "nova_novncproxy_port", "neutron_server_port",
+         "heat_api_port", "heat_api_cfn_port")  # fmt: skip
 
 
 def free_ports(count: int) -> list[int]:
