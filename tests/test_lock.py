@@ -145,3 +145,19 @@ def test_bake_locked_refuses_a_missing_lock_naming_the_images(workspace_factory:
     assert result.returncode == 2, result.stderr
     assert "no kbuild.lock" in result.stderr and "base, keystone-base, keystone" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_update_alone_locks_only_the_images_named() -> None:
+    """`kbuild lock --update NAME` without -p: NAME (its ancestors come along), not every image."""
+    from kbuild.cli.lock import update_selection
+    from kbuild.compile.select import SelectOptions
+
+    images = {"base", "mariadb-server", "keystone", "a.b"}
+    assert update_selection(SelectOptions(), ["mariadb-server", "a.b"], images).patterns == (
+        "^mariadb\\-server$",
+        "^a\\.b$",
+    )
+    core = SelectOptions(profiles=("core",))
+    assert update_selection(core, ["mariadb-server"], images) == core  # a selection given is kept
+    assert update_selection(SelectOptions(), ["debian-trixie-root"], images) == SelectOptions()  # a root
+    assert update_selection(SelectOptions(), [], images) == SelectOptions()

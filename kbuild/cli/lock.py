@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,6 +23,9 @@ from kbuild.cli.options import (
     shared_options,
 )
 from kbuild.errors import KbuildError, unknown
+
+if TYPE_CHECKING:
+    from kbuild.compile.select import SelectOptions
 
 
 @app.command()
@@ -52,11 +56,12 @@ def lock(
     tell = board.say
     path = lock_file or inputs.workspace / "kbuild.lock"
     old = read_lock(path)
+    catalog = inputs.catalog()
     with exclusive(build_dir), board:
         try:
             new, moving = make_lock(
-                inputs.catalog(),
-                inputs.select,
+                catalog,
+                update_selection(inputs.select, update or (), catalog.images),
                 build_dir,
                 old,
                 tuple(update or ()),
@@ -70,6 +75,15 @@ def lock(
             raise typer.Exit(1) from None
         write_if_changed(path, dump_lock(new))
     tell(f"wrote {path}: {len(moving)} entr{'y' if len(moving) == 1 else 'ies'} moved")
+
+
+def update_selection(select: SelectOptions, update: Sequence[str], images: Collection[str]) -> SelectOptions:
+    """`--update NAME` with no profile or pattern locks those images (their ancestors come along),
+    not the whole catalogue: every other entry is kept as it is."""
+    named = [name for name in update if name in images]
+    if select.profiles or select.patterns or not named:
+        return select
+    return replace(select, patterns=tuple(f"^{re.escape(name)}$" for name in named))
 
 
 @app.command()
