@@ -105,6 +105,12 @@ CASES = [
         "use '//dir/file.kb' from the workspace root or 'file.kb' next to this file",
     ),
     Case(
+        "load_control_character",
+        f"{BAD}:1:6",
+        "bad load path '//recipes/lib/\\x1b[2Jmacros.kb': it holds the control character '\\x1b'",
+        "a load path is printable text: '//dir/file.kb' or 'file.kb'",
+    ),
+    Case(
         "load_missing_symbol",
         f"{BAD}:1:52",
         "recipes/lib/macros.kb has no symbol 'servce'",

@@ -50,6 +50,8 @@ def parse_cache() -> Path | None:
 
 def checked_file(path: Path, tree: Path) -> Path:
     """`path`'s real location, once it is known to be a regular file inside `tree`."""
+    if "\x00" in str(path):  # no file has such a name, and the OS would raise ValueError
+        raise FileProblem("does not exist (its name holds a NUL character)")
     try:
         real = path.resolve(strict=True)
     except FileNotFoundError:

@@ -38,6 +38,7 @@ from kbuild.model.catalog import (
 from kbuild.model.declare import Declaration
 from kbuild.model.overlay import apply_overrides, find_overlays, settings_in_overlay
 from kbuild.model.schemas import SCHEMAS
+from kbuild.model.validate import control_character
 
 
 class Workspace:
@@ -103,6 +104,12 @@ class Workspace:
     def _resolve_label(self, label: str, loading: str, location: Location) -> str:
         """`//` is the workspace root (from an overlay too); other paths are relative to the
         loading file, which may be an overlay's file outside the workspace (an absolute path)."""
+        if control_character(label) is not None:
+            raise KbuildError(
+                f"bad load path {label!r}: it holds the control character {control_character(label)}",
+                location,
+                "a load path is printable text: '//dir/file.kb' or 'file.kb'",
+            )
         from_root = label.startswith("//")
         written = Path(label[2:] if from_root else label)
         if written.is_absolute() or ".." in written.parts or written.suffix != ".kb":
