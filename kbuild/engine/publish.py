@@ -47,6 +47,7 @@ def publish(
 ) -> dict[str, Published]:
     """Tag every selected image that was built or found; image name -> what was published."""
     jobs: dict[str, Callable[[], Published]] = {}
+    built: set[str] = set()  # copied from the layout (the others are only tagged)
     layout = oci_layout(build_dir, compiled.request)
     for name in compiled.selection.images:  # parents first
         found = compiled.plan.found.get(name)
@@ -54,6 +55,7 @@ def publish(
             jobs[name] = lambda name=name, found=found: _retag(compiled, name, found, push)
         elif outcomes[name].status == "built":
             jobs[name] = lambda name=name: _publish_built(compiled, name, layout, push)
+            built.add(name)
             on_state(name, "pushing" if push else "loading", "")
     parents = {
         t.name: t.parent_ref.name for t in compiled.rendered.targets if isinstance(t.parent_ref, TargetRef)
@@ -61,9 +63,10 @@ def publish(
     futures: dict[str, Future[Published]] = {}
 
     def run(name: str) -> Published:
-        # A parent's job was queued first, so it runs or has run: waiting on it cannot deadlock.
+        # A built parent is copied before its built child, so their shared layers go up once. Its
+        # job was queued first, so it runs or has run: waiting on it cannot deadlock.
         parent = parents.get(name)
-        if parent in futures:
+        if name in built and parent in built:
             futures[parent].result()
         item = _safely(name, jobs[name])
         on_state(name, item.status, item.error)
