@@ -695,3 +695,17 @@ def test_an_image_of_a_shared_layout_reads_and_archives_alone(tmp_path):
 
 def archive_of(tmp_path: Path, blobs: Blobs, root: str) -> OciArchive:
     return OciArchive(write_archive(tmp_path / f"{root[7:19]}.tar", blobs, root))
+
+
+def test_a_registry_behind_the_environments_proxy_is_asked_through_it(monkeypatch):
+    """kbuild's kept-alive connections go straight to the registry; a remote one behind an HTTPS
+    proxy (the environment's, as urllib reads it) is asked through urllib, which uses the proxy."""
+    from kbuild.engine import registry as reg
+
+    monkeypatch.setenv("https_proxy", "http://proxy.invalid:3128")
+    monkeypatch.setenv("no_proxy", "internal.example")
+    assert reg._proxied("registry.example:443")
+    assert not reg._proxied("internal.example")
+    assert not reg._proxied("127.0.0.1:5000")  # loopback never goes through a proxy
+    monkeypatch.delenv("https_proxy")
+    assert not reg._proxied("registry.example:443")

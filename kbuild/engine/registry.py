@@ -74,7 +74,13 @@ def request(
     timeout: float = TIMEOUT,
 ) -> Response:
     """One request on this thread's kept-alive connection to `registry` (a no-op bake makes
-    dozens of small ones: a new connection each would cost more than the request itself)."""
+    dozens of small ones: a new connection each would cost more than the request itself). A
+    registry behind the environment's HTTPS proxy is asked through urllib, which speaks to it."""
+    if _proxied(registry):
+        asked = urllib.request.Request(api_url(registry, path), data=body, headers=dict(headers or {}),
+                                       method=method)  # fmt: skip
+        with urllib.request.urlopen(asked, timeout=timeout) as answer:
+            return Response(answer.status, answer.headers, answer.read())
     pool: dict[tuple[str, float], http.client.HTTPConnection] = _connections.__dict__.setdefault("pool", {})
     for attempt in (1, 2):
         connection = pool.get((registry, timeout))
@@ -100,6 +106,15 @@ def request(
                                          response.headers, None)  # fmt: skip
         return Response(response.status, response.headers, data)
     raise AssertionError("unreachable")
+
+
+def _proxied(registry: str) -> bool:
+    host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
+    return (
+        not is_loopback(registry)
+        and "https" in urllib.request.getproxies()
+        and not (urllib.request.proxy_bypass(host))
+    )
 
 
 def manifest_digest(registry: str, repository: str, reference: str) -> str | None:
