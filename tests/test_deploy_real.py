@@ -10,6 +10,7 @@ Tests run in file order and share one deployment; the last one destroys it.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import random
@@ -33,6 +34,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+
+from kbuild.engine.oci import RegistryImage, load_json
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -447,6 +450,43 @@ def test_no_secret_in_containers_or_output(deployment: Deployment) -> None:
         (key, where) for key, secret in passwords.items() for where, text in places.items() if secret in text
     ]
     assert leaks == []
+    # ... nor in any layer of any image the deployment runs (every platform, from the registry)
+    images = {c["Config"]["Image"] for c in json.loads(inspected)}
+    assert all("@sha256:" in image for image in images)
+    assert (
+        layer_hits(images, {key: secret for key, secret in passwords.items() if isinstance(secret, str)})
+        == []
+    )
+
+
+def layer_hits(references: set[str], secrets: dict[str, str]) -> list[tuple[str, str]]:
+    """(secret's key, layer) for every secret found in the uncompressed bytes of any layer of
+    these images; a layer several images share is read once."""
+    by_value = {secret.encode(): key for key, secret in secrets.items() if len(secret) >= 8}
+    pattern = re.compile(b"|".join(re.escape(value) for value in by_value))
+    overlap = max(map(len, by_value)) - 1
+    hits: set[tuple[str, str]] = set()
+    read: set[str] = set()
+    for reference in sorted(references):
+        with RegistryImage(reference) as image:
+            top = load_json(image.blob(image.index_digest()), reference)
+            manifests = [entry["digest"] for entry in top.get("manifests", [])] or [image.index_digest()]
+            for digest in manifests:
+                for layer in load_json(image.blob(digest), reference).get("layers", []):
+                    if layer["digest"] in read or "tar" not in layer["mediaType"]:
+                        continue  # seen already, or an attestation's statement
+                    read.add(layer["digest"])
+                    with image.open_layer(layer["digest"]) as raw:
+                        stream = gzip.GzipFile(fileobj=raw) if "gzip" in layer["mediaType"] else raw
+                        tail = b""
+                        while chunk := stream.read(1 << 22):
+                            window = tail + chunk
+                            hits.update(
+                                (by_value[m.group()], layer["digest"]) for m in pattern.finditer(window)
+                            )
+                            tail = window[-overlap:] if overlap else b""
+    assert read, "no layer was read"
+    return sorted(hits)
 
 
 def test_destroy_needs_confirmation_then_removes_everything(deployment: Deployment) -> None:
