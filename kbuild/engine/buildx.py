@@ -66,8 +66,15 @@ class RunOptions:
 class _Round:
     """Routes one bake's plain progress lines to the targets they belong to."""
 
-    def __init__(self, outcomes: dict[str, TargetOutcome], on_state: OnState) -> None:
+    def __init__(
+        self,
+        outcomes: dict[str, TargetOutcome],
+        on_state: OnState,
+        parents: dict[str, str | None],
+        dockerfiles: dict[str, str],
+    ) -> None:
         self.outcomes = outcomes
+        self.parents, self.dockerfiles = parents, dockerfiles
         self.by_target = {target_name(name): name for name in outcomes}  # buildx speaks target names
         self.on_state = on_state
         self.vertex_target: dict[str, str] = {}
@@ -81,7 +88,10 @@ class _Round:
         line = line.rstrip("\n")
         match = _VERTEX.match(line)
         if match and match.group(2) in self.by_target:
-            name, text = self.by_target[match.group(2)], match.group(3)
+            # BuildKit names a step two targets share after the first that asked for it (a probe
+            # runs its image's steps too): the step is its owner's, whose Dockerfile has it.
+            text = match.group(3)
+            name = _owner(self.by_target[match.group(2)], text, self.parents, self.dockerfiles)
             if match.group(1) not in self.vertex_target:
                 self.started.add(name)
                 self.on_state(name, "exporting" if text.startswith("exporting") else "building", text)
@@ -118,7 +128,7 @@ def run_bake(
         options.on_state(name, "waiting", "")
     failures_without_target = 0
     while remaining:
-        current = _Round(outcomes, options.on_state)
+        current = _Round(outcomes, options.on_state, parents, dockerfiles)
         for name in _with_ancestors(remaining, parents):
             outcomes[name].attempts += 1
         error, metadata = _bake_once(remaining, bake_path, options, current)
