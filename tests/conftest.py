@@ -122,6 +122,16 @@ def run_kbuild(*args: str | Path, cwd: Path | None = None) -> subprocess.Complet
     )
 
 
+def docker(
+    *args: str, check: bool = True, timeout: float = 120, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The docker CLI; with `check`, a failure fails the test with what docker said."""
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, input=stdin)
+    if check:
+        assert result.returncode == 0, f"docker {' '.join(args)}: {result.stdout}{result.stderr}"
+    return result
+
+
 @dataclass(frozen=True)
 class Baked:
     """A profile baked once per test session, pushed to a namespace of its own."""
@@ -137,9 +147,7 @@ class Baked:
     def pull(self, *names: str) -> dict[str, str]:
         """Pull these images into the engine; name -> pinned reference."""
         for name in names:
-            pulled = subprocess.run(["docker", "pull", "--quiet", self.images[name]],
-                                    capture_output=True, text=True, timeout=900)  # fmt: skip
-            assert pulled.returncode == 0, pulled.stderr
+            docker("pull", "--quiet", self.images[name], timeout=900)
         return {name: self.images[name] for name in names}
 
 

@@ -13,7 +13,7 @@ import json
 import subprocess
 
 import pytest
-from conftest import Baked
+from conftest import Baked, docker
 
 KOLLA_GROUP = 42400
 
@@ -38,13 +38,6 @@ IMAGES = {
     "neutron-metadata-agent": (("neutron", 42435), [["neutron-metadata-agent", "--version"], ["haproxy", "-v"]],
                                []),
 }  # fmt: skip
-
-
-def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-    if check:
-        assert result.returncode == 0, f"docker {' '.join(args)}: {result.stdout}{result.stderr}"
-    return result
 
 
 @pytest.fixture(scope="module")

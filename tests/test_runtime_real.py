@@ -14,19 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Baked
+from conftest import Baked, docker
 
 ROOT = Path(__file__).resolve().parents[1]
 MEMCACHED_COMMAND = "/usr/bin/memcached -v -l 0.0.0.0 -p 11211 -c 1024 -m 64"
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-
-
-def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-    if check:
-        assert result.returncode == 0, f"docker {' '.join(args)}: {result.stdout}{result.stderr}"
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Baked
+from conftest import Baked, docker
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -295,15 +295,6 @@ SERVICES: dict[str, Service] = {
         ("mariadb",),
     ),
 }  # fmt: skip
-
-
-def docker(
-    *args: str, check: bool = True, timeout: float = 120, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, input=stdin)
-    if check:
-        assert result.returncode == 0, f"docker {' '.join(args)}: {result.stdout}{result.stderr}"
-    return result
 
 
 def owner_of(dest: str, service: Service) -> str:
