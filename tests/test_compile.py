@@ -12,6 +12,7 @@ import pytest
 from compiling import bake_json, compile_workspace, write_build
 
 from kbuild.compile.bake import TARGET_ATTRIBUTES, escape
+from kbuild.compile.render import CLAMPING_SHELL, DEFAULT_SHELL
 from kbuild.model.workspace import load_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +81,7 @@ def test_users_are_created_before_packages_and_children_switch_back_to_root(tmp_
     assert base.index("useradd") < base.index("apt-get install")
     assert "--uid 42425" in base
     keystone = texts["keystone"].splitlines()
-    assert keystone[4] == "USER root" and keystone[-1] == "USER keystone"
+    assert keystone[6] == "USER root" and keystone[-1] == "USER keystone"
 
 
 def test_blocks_appear_in_fixed_order(tmp_path):
@@ -112,9 +113,51 @@ def test_context_files_are_copied_with_their_mode(tmp_path):
     # The Dockerfile is kept out of the context, where a context file could stand in for it.
     assert not (Path(target["context"]) / "Dockerfile").exists()
     assert (
-        "COPY extend_start.sh /usr/local/lib/kolla/extend_start.d/50-keystone.sh"
+        "cp --preserve=mode --remove-destination /mnt/extend_start.sh /usr/local/lib/kolla/extend_start.d/50-keystone.sh"
         in Path(target["dockerfile"]).read_text()
     )
+
+
+def test_every_run_goes_through_the_clamping_shell_and_images_built_on_ours_do_not(tmp_path):
+    compiled = compile_workspace(ROOT, tmp_path, patterns=("^keystone$",))
+    for target in compiled.rendered.targets:
+        if target.image is None or target.probe:
+            continue
+        lines = target.dockerfile.splitlines()
+        runs = [n for n, line in enumerate(lines) if line.startswith("RUN ")]
+        clamp, reset = lines.index(f"SHELL {CLAMPING_SHELL}"), lines.index(f"SHELL {DEFAULT_SHELL}")
+        assert clamp < min(runs) and max(runs) < reset, target.name
+        assert not any(line.startswith(("COPY ", "ADD ")) for line in lines), target.name
+    outputs = [t["output"][0] for t in bake_json(compiled)["target"].values() if "output" in t]
+    assert outputs and not any("rewrite-timestamp" in output for output in outputs)
+
+
+def test_an_image_with_a_layer_the_shell_cannot_clamp_is_rewritten_with_its_children(
+    workspace_factory, tmp_path
+):
+    workspace = workspace_factory(
+        {
+            "recipes/x/x.kb": "\n".join(
+                [
+                    'image(name = "copied", parent = "base", blocks = {"footer": ["COPY x.conf /etc/x.conf"]}, files = {"x.conf": "/etc/x/"})',
+                    'image(name = "copied-child", parent = "copied")',
+                    'image(name = "exec-run", parent = "base", blocks = {"footer": ["RUN --network=none [\\"true\\"]"]})',
+                    'image(name = "plain", parent = "base", blocks = {"footer": ["RUN true # COPY in a comment"]})',
+                ]
+            )
+            + "\n",
+            "recipes/x/x.conf": "x = 1\n",
+        }
+    )
+    compiled = compile_workspace(workspace, tmp_path, patterns=("^copied", "^exec-run$", "^plain$"))
+    targets = bake_json(compiled)["target"]
+    rewritten = {
+        name for name, t in targets.items() if "rewrite-timestamp=true" in "".join(t.get("output", []))
+    }
+    assert rewritten == {"copied", "copied-child", "exec-run"}
+    copied = next(t for t in compiled.rendered.targets if t.name == "copied").dockerfile
+    # A destination that is a directory receives the file under its own name, as with COPY.
+    assert "mkdir -p /etc/x \\\n    && cp --preserve=mode --remove-destination /mnt/x.conf /etc/x/x.conf" in copied
 
 
 def test_bake_escapes_interpolation_everywhere():

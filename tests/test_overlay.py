@@ -136,8 +136,8 @@ def test_files_come_from_the_overlay_and_replace_by_destination(workspace: Path,
         "vendor__start.sh": overlay / "start.sh",
         "vendor__etc__motd": overlay / "etc/motd",
     }
-    assert "COPY vendor__start.sh /usr/local/bin/start" in target.dockerfile
-    assert "COPY start.sh " not in target.dockerfile  # the recipe's file at that path is replaced
+    assert "/mnt/vendor__start.sh /usr/local/bin/start" in target.dockerfile
+    assert "/mnt/start.sh " not in target.dockerfile  # the recipe's file at that path is replaced
 
 
 def test_source_is_replaced_by_a_vendor_fork(workspace: Path, tmp_path: Path) -> None:
@@ -167,7 +167,7 @@ def test_a_local_source_archive_is_copied_for_source_builds_only(workspace: Path
     target = next(t for t in source.rendered.targets if t.name == "keystone")
     assert target.files["source__ks-1.0-py3-none-any.whl"] == overlay / "dist/ks-1.0-py3-none-any.whl"
     assert (
-        "COPY source__ks-1.0-py3-none-any.whl /var/lib/kbuild/src/ks-1.0-py3-none-any.whl"
+        "/mnt/source__ks-1.0-py3-none-any.whl /var/lib/kbuild/src/ks-1.0-py3-none-any.whl"
         in target.dockerfile
     )
     assert f"file:///var/lib/kbuild/src/ks-1.0-py3-none-any.whl#sha256={digest}" in target.dockerfile

@@ -139,8 +139,9 @@ def bake_file(
     build_dir = build_dir.resolve()
     _check_target_names(rendered)
     generation = rendered_generation(plan)
+    rewritten = _rewritten(rendered)
     targets = {
-        item.name: _target(item, rendered, plan, build_dir, generation, options)
+        item.name: _target(item, rendered, plan, build_dir, generation, options, item.name in rewritten)
         for item in rendered.targets
         if item.name in plan.to_bake
     }
@@ -172,6 +173,17 @@ def _check_target_names(rendered: Rendered) -> None:
             )
 
 
+def _rewritten(rendered: Rendered) -> set[str]:
+    """The images exported with their timestamps rewritten: those with a layer the clamping
+    shell did not make (`RenderedImage.clamped`), and every image built on one of them."""
+    rewritten: set[str] = set()
+    for item in rendered.targets:  # parents first
+        parent = item.parent_ref.name if isinstance(item.parent_ref, TargetRef) else None
+        if not item.clamped or parent in rewritten:
+            rewritten.add(item.name)
+    return rewritten
+
+
 def rendered_generation(plan: Plan) -> str:
     """Names the rendered contexts by their content (every target's content hash)."""
     digest = hashlib.sha256("\n".join(sorted(plan.hashes.values())).encode())
@@ -185,6 +197,7 @@ def _target(
     build_dir: Path,
     generation: str,
     options: BakeOptions,
+    rewrite: bool,
 ) -> BakeTarget:
     request = rendered.request
     directory = context_dir(build_dir, request, generation, item.name)
@@ -208,16 +221,16 @@ def _target(
         return target  # a root is only ever a parent: bake builds it for its children, exports nothing
     if not options.export:
         return replace(target, outputs=("type=cacheonly",))
-    # The OCI exporter, unlike the engine's image exporter, can rewrite every file's timestamp
-    # to SOURCE_DATE_EPOCH: what makes a layer the same bytes from build to build. Every image
-    # goes into one layout directory, so the layers images share are exported once.
+    # Every image goes into one layout directory, so the layers images share are written once.
+    # Their timestamps were set when they were built (render.CLAMP); an image with a layer made
+    # outside the clamping shell has all of its layers rewritten by the exporter instead.
     layout = f"type=oci,dest={oci_layout(build_dir, request)},tar=false,name={layout_ref(request, item.name)}"
     cache_from, cache_to = _cache(options.cache, request, item.name)
     return replace(
         target,
         tags=(image_ref(request, item.name),),
         labels={**item.labels, HASH_LABEL: plan.hashes[item.name]},
-        outputs=(f"{layout},rewrite-timestamp=true",),
+        outputs=(f"{layout},rewrite-timestamp=true" if rewrite else layout,),
         cache_from=cache_from,
         cache_to=cache_to,
     )

@@ -7,6 +7,9 @@ users, repositories) comes from the family() and distro() declarations under dis
 from __future__ import annotations
 
 import functools
+import itertools
+import json
+import posixpath
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,12 +26,35 @@ from kbuild.model.catalog import BLOCKS, Catalog, ContextFile, Distro, Family, I
 from kbuild.model.schemas import Pip, User
 
 # Bump when rendering changes what an image contains: it is part of every image's content hash.
-RENDERER_VERSION = "3"
+RENDERER_VERSION = "4"
 
 # Where a source install's `pip install --report` goes: the lock reads pins and hashes from it.
 PIP_REPORTS = "/var/lib/kbuild/pip"
 
 NO_PINS = ImagePins()
+
+# Every RUN of an image goes through this shell: the command, then whatever the step created or
+# changed (its ctime is from this step) with a time after SOURCE_DATE_EPOCH is set to it. Each
+# layer is then the same bytes on every build, as the exporter's `rewrite-timestamp` would make
+# it, without that rewriting every ancestor's layers again for every image exported. Mount points
+# (/proc, /sys, /etc/hosts, BuildKit's bind mounts) are not in the layer and are left alone.
+CLAMP = (
+    'kbuild_since=$(($(date +%s) - 1)) && (eval "$1") && set -- '
+    '&& while read -r _ _ _ _ point _; do [ "$point" = / ] || set -- "$@" -path "$point" -prune -o; done'
+    " < /proc/self/mountinfo"
+    ' && find / -xdev "$@" -newerct "@$kbuild_since" -newermt "@$SOURCE_DATE_EPOCH"'
+    ' -exec touch --no-dereference --date="@$SOURCE_DATE_EPOCH" {} +'
+)
+CLAMPING_SHELL = json.dumps(["/bin/sh", "-c", CLAMP, "kbuild-run"])
+DEFAULT_SHELL = json.dumps(["/bin/sh", "-c"])  # what an image built on ours runs with
+
+# Where a step that installs the image's context files sees its build context.
+CONTEXT_MOUNT = "/mnt"
+
+# Block instructions that make a layer outside the clamping shell (ADD, COPY, WORKDIR), replace
+# it (SHELL), or run later steps as a user who may not reset every time (USER). An image with
+# one is exported with its timestamps rewritten instead (see `RenderedImage.clamped`).
+UNCLAMPED = frozenset({"ADD", "COPY", "SHELL", "USER", "WORKDIR"})
 
 
 @dataclass(frozen=True)
@@ -47,6 +73,7 @@ class RenderedImage:
     labels: Mapping[str, str] = field(default_factory=dict)  # OCI and workspace labels
     probe: bool = False  # reports what its parent has installed (for `kbuild lock`)
     platforms: tuple[str, ...] = ()  # what it is built for (an overlay may disable some); () = all
+    clamped: bool = True  # every layer it makes has its timestamps set at build time (CLAMP)
 
 
 @dataclass(frozen=True)
@@ -122,7 +149,10 @@ def _render_image(
         repositories=distro.repositories if image.parent is None else (),
         install=_install(family, packages, package_pins, arches, image.clean),
         add_user=_add_user(family, image.user) if image.user else "",
-        files={name: f.destination for name, f in _context_files(image, request).items()},
+        clamping_shell=CLAMPING_SHELL,
+        default_shell=DEFAULT_SHELL,
+        context_mount=CONTEXT_MOUNT,
+        install_files=_install_files({n: f.destination for n, f in _context_files(image, request).items()}),
         pip_install=_pip_install(source, image.name, pip_pins, arches) if source else "",
         blocks={block: "\n".join(image.blocks.get(block, ())) for block in BLOCKS},
         user=user.name if user else "",
@@ -134,7 +164,49 @@ def _render_image(
         "org.opencontainers.image.description": image.description,
         "org.opencontainers.image.vendor": "kbuild",
     }
-    return RenderedImage(image.name, _tidy(text), files, parent, parent_ref, image=image, labels=labels)
+    return RenderedImage(
+        image.name,
+        _tidy(text),
+        files,
+        parent,
+        parent_ref,
+        image=image,
+        labels=labels,
+        clamped=_clamped(image),
+    )
+
+
+def _install_files(destinations: Mapping[str, str]) -> str:
+    """The step that installs the context files (name -> destination) from the context mounted at
+    CONTEXT_MOUNT as COPY would: mode kept, owned by root, missing directories made. It is a RUN,
+    not a COPY, so that the clamping shell sets its timestamps."""
+    if not destinations:
+        return ""
+    targets = {
+        name: destination + posixpath.basename(name) if destination.endswith("/") else destination
+        for name, destination in destinations.items()
+    }
+    directories = sorted({posixpath.dirname(target) for target in targets.values()})
+    steps = ["mkdir -p " + " ".join(shlex.quote(d) for d in directories)]
+    steps += [
+        f"cp --preserve=mode --remove-destination {shlex.quote(f'{CONTEXT_MOUNT}/{name}')} {shlex.quote(target)}"
+        for name, target in targets.items()
+    ]
+    return " \\\n    && ".join(steps)
+
+
+def _clamped(image: Image) -> bool:
+    """Whether every layer of the image goes through the clamping shell: no block instruction in
+    UNCLAMPED, and no RUN in exec form (`RUN ["..."]` runs without a shell)."""
+    for line in itertools.chain.from_iterable(image.blocks.values()):
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        keyword = words[0].upper()
+        command = list(itertools.dropwhile(lambda word: word.startswith("--"), words[1:]))
+        if keyword in UNCLAMPED or (keyword == "RUN" and command and command[0].startswith("[")):
+            return False
+    return True
 
 
 def add_probes(rendered: Rendered, family: Family, only: Iterable[str] | None = None) -> Rendered:
