@@ -157,7 +157,10 @@ def test_an_image_with_a_layer_the_shell_cannot_clamp_is_rewritten_with_its_chil
     assert rewritten == {"copied", "copied-child", "exec-run"}
     copied = next(t for t in compiled.rendered.targets if t.name == "copied").dockerfile
     # A destination that is a directory receives the file under its own name, as with COPY.
-    assert "mkdir -p /etc/x \\\n    && cp --preserve=mode --remove-destination /mnt/x.conf /etc/x/x.conf" in copied
+    assert (
+        "mkdir -p /etc/x \\\n    && cp --preserve=mode --remove-destination /mnt/x.conf /etc/x/x.conf"
+        in copied
+    )
 
 
 def test_bake_escapes_interpolation_everywhere():
