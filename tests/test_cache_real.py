@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kbuild.engine.registry import manifest_digest
+from kbuild.engine.registry import manifest_digest, put_tag
 
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY = "127.0.0.1:5000"
@@ -102,11 +102,23 @@ def test_only_what_changed_is_rebuilt(workspace, namespace, docker_log, tmp_path
         tag = "kbuild-" + content_hash.removeprefix("sha256:")
         assert manifest_digest(REGISTRY, f"{namespace}/{name}", tag) is not None
 
-    # Nothing changed: nothing is built, and BuildKit is not even asked.
+    # Someone moved leaf's requested tag (onto its SBOM, the other manifest of its repository).
+    leaf = manifest_digest(REGISTRY, f"{namespace}/leaf", "latest")
+    sbom = manifest_digest(
+        REGISTRY, f"{namespace}/leaf", "kbuild-sbom-" + hashes["leaf"].removeprefix("sha256:")
+    )
+    assert leaf and sbom and sbom != leaf
+    put_tag(REGISTRY, f"{namespace}/leaf", sbom, "latest")
+
+    # Nothing changed: nothing is built, and BuildKit is not even asked; the tag that moved is
+    # put back (the lookup that found each image read its requested tag and its SBOM's too).
     again = kbuild(*bake, cwd=workspace, log=docker_log)
     assert again.returncode == 0, again.stderr
     assert statuses(build_dir) == {"built": set(), "cached": set(hashes), "failed": set()}
     assert "buildx" not in docker_log.read_text()
+    assert manifest_digest(REGISTRY, f"{namespace}/leaf", "latest") == leaf
+    images = json.loads((build_dir / "kbuild-manifest.json").read_text())["images"]
+    assert images["leaf"]["sbom"]["ref"] == f"{REGISTRY}/{namespace}/leaf@{sbom}"
 
     # A leaf changes: only the leaf.
     family = workspace / "recipes" / "family" / "family.kb"

@@ -3,18 +3,20 @@ change otherwise, JSON lines for machines, or BuildKit's own output (`--progress
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from kbuild.cli.options import Progress
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 COLOURS = {
     "waiting": "dim",
@@ -46,12 +48,20 @@ class Board:
     """Every image's state. Use it as `on_state` of a bake and `say` of its messages."""
 
     progress: Progress
-    console: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
+    given_console: Console | None = None  # made when first needed: `--progress quiet` never loads rich
+    clock: Any = time.monotonic
     rows: dict[str, Row] = field(default_factory=dict)
     live: Any = None  # rich's Live, on a terminal
-    clock: Any = time.monotonic
 
-    @property
+    @functools.cached_property
+    def console(self) -> Console:
+        if self.given_console is not None:
+            return self.given_console
+        from rich.console import Console
+
+        return Console(stderr=True, highlight=False, soft_wrap=True)
+
+    @functools.cached_property
     def mode(self) -> str:
         if self.progress is Progress.auto:
             return "live" if self.console.is_terminal else "lines"
@@ -103,6 +113,8 @@ class Board:
             self.console.print(text)
 
     def table(self) -> Table:
+        from rich.table import Table
+
         now = self.clock()
         table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
         for column in ("image", "state", "time", "step"):

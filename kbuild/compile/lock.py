@@ -15,8 +15,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-
 from kbuild.errors import KbuildError, Location
 
 LOCK_VERSION = 1
@@ -56,6 +54,8 @@ class Lock:
 
 def read_lock(path: Path) -> Lock | None:
     """The lock at `path`, or None when there is none. A malformed lock is an error, not a None."""
+    import yaml  # only a locked bake or `kbuild lock` reads one
+
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -101,6 +101,8 @@ def dump_lock(lock: Lock) -> bytes:
         "source_date_epoch": lock.source_date_epoch,
         "variants": variants,
     }
+    import yaml
+
     body = yaml.safe_dump(document, sort_keys=True, default_flow_style=False, width=1000)
     return (HEADER + body).encode()
 

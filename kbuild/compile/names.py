@@ -53,6 +53,11 @@ def hash_tag(content_hash: str) -> str:
     return "kbuild-" + content_hash.removeprefix("sha256:")
 
 
+def sbom_tag(content_hash: str) -> str:
+    """The tag of the image's SBOM artifact, in the image's repository."""
+    return hash_tag(content_hash).replace("kbuild-", "kbuild-sbom-", 1)
+
+
 def repository(request: Request, image: str) -> str:
     """`registry/namespace/image`, without tag."""
     return "/".join(part for part in (request.registry, request.namespace, image) if part)

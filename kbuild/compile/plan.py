@@ -10,7 +10,7 @@ rebuilt: its children name it by digest (`docker-image://...`) and it is only re
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kbuild.compile.names import PinnedImage, TargetRef
 from kbuild.compile.render import Rendered
@@ -23,6 +23,9 @@ class Found:
     ref: str  # where it is: `registry/repo@sha256:...`, or a local `repo:kbuild-<hash>` tag
     digest: str  # its index digest
     local: bool  # in the engine's image store (else in a registry)
+    # Found in the repository it is published to: what the finder learnt there with it, the
+    # digest (None: no such tag) of other tags the bake reads (the requested tag, the SBOM's).
+    tags: Mapping[str, str | None] = field(default_factory=dict)
 
     @property
     def pinned(self) -> PinnedImage:

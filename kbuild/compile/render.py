@@ -23,6 +23,7 @@ from kbuild.compile.names import ParentRef, PinnedImage, TargetRef, probe_name, 
 from kbuild.compile.select import Request, Selection
 from kbuild.errors import KbuildError
 from kbuild.model.catalog import BLOCKS, Catalog, ContextFile, Distro, Family, Image, Settings, check_text
+from kbuild.model.files import cache_dir
 from kbuild.model.schemas import Pip, User
 
 # Bump when rendering changes what an image contains: it is part of every image's content hash.
@@ -239,9 +240,21 @@ def _template() -> jinja2.Template:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,
+        bytecode_cache=_bytecode_cache(),
     )
     environment.filters["quoted"] = dockerfile_quote
     return environment.get_template("Dockerfile.j2")
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """The template compiled to Python once, not on every run (jinja2 checks it against the
+    template's text); none where the cache directory cannot be made."""
+    directory = cache_dir() / "templates"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(directory))
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is fine inside quotes

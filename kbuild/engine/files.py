@@ -122,13 +122,15 @@ def read_context_file(source: Path, trees: Sequence[Path]) -> tuple[bytes, int]:
         os.close(fd)
 
 
-def write_if_changed(path: Path, data: bytes) -> None:
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Write `data` unless the file holds it already (its time is kept); whether it wrote."""
     try:
         if path.read_bytes() == data:
-            return
+            return False
     except OSError:
         pass
     write_atomic(path, data)
+    return True
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import itertools
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from urllib.error import URLError
 
-from kbuild.compile.names import hash_tag, repository
+from kbuild.compile.names import hash_tag, repository, sbom_tag
 from kbuild.compile.plan import Finder, Found
 from kbuild.compile.select import Request
 from kbuild.engine import registry
@@ -23,7 +23,12 @@ def registry_finder(request: Request) -> Finder:
     def find(wanted: Mapping[str, str]) -> dict[str, Found]:
         """Every image's hash tag in the target repository, all at once; only for those missing,
         the registry's catalog is read, for repositories of the same image name."""
-        found = _lookup(request.registry, {image: _target(request, image) for image in wanted}, wanted)
+        targets = {image: _target(request, image) for image in wanted}
+
+        def also(image: str) -> tuple[str, ...]:  # read with the hash tag: no round of its own later
+            return (request.tag, sbom_tag(wanted[image]))
+
+        found = _lookup(request.registry, targets, wanted, also)
         missing = [image for image in wanted if image not in found]
         if missing:
             others: dict[str, list[str]] = {image: [] for image in missing}
@@ -48,13 +53,24 @@ def _target(request: Request, image: str) -> str:
     return repository(request, image).partition("/")[2]
 
 
-def _lookup(registry_host: str, repos: Mapping[str, str], wanted: Mapping[str, str]) -> dict[str, Found]:
+def _lookup(
+    registry_host: str,
+    repos: Mapping[str, str],
+    wanted: Mapping[str, str],
+    also: Callable[[str], tuple[str, ...]] = lambda image: (),
+) -> dict[str, Found]:
     """HEAD each image's hash tag in its repository, a few at a time (loopback or not, the
-    round trips dominate a no-op bake)."""
+    round trips dominate a no-op bake); where it is, the tags `also` names too."""
 
-    def head(image: str) -> tuple[str, str | None]:
+    def head(image: str) -> tuple[str, str | None, dict[str, str | None]]:
         try:
-            return image, registry.manifest_digest(registry_host, repos[image], hash_tag(wanted[image]))
+            digest = registry.manifest_digest(registry_host, repos[image], hash_tag(wanted[image]))
+            tags = (
+                {t: registry.manifest_digest(registry_host, repos[image], t) for t in also(image)}
+                if digest
+                else {}
+            )
+            return image, digest, tags
         except (URLError, OSError) as error:
             raise KbuildError(
                 f"cannot reach the registry {registry_host}: {error}",
@@ -64,8 +80,8 @@ def _lookup(registry_host: str, repos: Mapping[str, str], wanted: Mapping[str, s
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(head, repos))
     return {
-        image: Found(f"{registry_host}/{repos[image]}@{digest}", digest, local=False)
-        for image, digest in results
+        image: Found(f"{registry_host}/{repos[image]}@{digest}", digest, local=False, tags=tags)
+        for image, digest, tags in results
         if digest
     }
 

@@ -1,10 +1,9 @@
 """Stage "publish": built images in the OCI layout and found images -> tags in a registry or
 the engine.
 
-A built image is in the bake's OCI layout directory (the OCI exporter is the only one that
-rewrites timestamps); it is copied to the registry with skopeo, digest unchanged, or loaded into
-the engine. Parents are copied before their children, so a layer they share is uploaded once
-(skopeo skips the blobs the registry has). Every image gets two tags: the requested one and its
+A built image is in the bake's OCI layout directory; it is copied to the registry with skopeo,
+digest unchanged, or loaded into the engine. Parents are copied before their children, so a
+layer they share is uploaded once (skopeo skips the blobs the registry has). Every image gets two tags: the requested one and its
 content-addressed `kbuild-<hash>` tag, by which later builds find it. An image the plan found is
 only re-tagged (or copied from the repository it was found in).
 """
@@ -123,10 +122,14 @@ def _retag(compiled: Compiled, name: str, found: Found, push: bool) -> Published
                 _run("docker", "tag", found.ref, ref)
         return Published(name, "cached", wanted, found.digest)
     reg, repo, _ = registry.split_ref(hashed)
+    known: Mapping[str, str | None] = found.tags
     if found.ref.partition("@")[0] != f"{reg}/{repo}":  # found under another namespace
         _skopeo("docker://" + found.ref, "docker://" + hashed)
-    # One HEAD when the tag is right already (the usual no-op); the index itself is kept on disk.
-    if registry.manifest_digest(reg, repo, request.tag) != found.digest:
+        known = {}
+    # Nothing to do when the tag is right already (the usual no-op: the finder read it); the
+    # index itself is kept on disk.
+    current = known[request.tag] if request.tag in known else registry.manifest_digest(reg, repo, request.tag)
+    if current != found.digest:
         registry.put_tag(reg, repo, found.digest, request.tag)
     with RegistryImage(f"{reg}/{repo}@{found.digest}") as image:
         platforms = platform_digests(image)

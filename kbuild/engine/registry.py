@@ -14,7 +14,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from kbuild.engine.files import write_atomic
@@ -143,22 +142,33 @@ def fetch_manifest(
     response = request("GET", registry, f"{repository}/manifests/{reference}", headers={"Accept": _ACCEPT},
                        timeout=timeout)  # fmt: skip
     body, media_type = response.body, response.headers.get("Content-Type", "").split(";")[0]
-    if by_digest and _sha256(body) == reference and media_type == _declared_type(body):
-        write_atomic(_manifest_cache() / reference.removeprefix("sha256:"), body)
+    if by_digest and media_type == _declared_type(body):
+        _keep(reference, body)
     return body, media_type
 
 
-def _manifest_cache() -> Path:
-    return cache_dir() / "manifests"
+# Manifests asked for by digest and small blobs (image configs) are kept on disk by digest: the
+# bytes of a digest never change, and a no-op bake reads every image's index and config.
+KEPT_BLOB_SIZE = 1 << 20
+
+
+def _kept(digest: str) -> bytes | None:
+    try:
+        body = (cache_dir() / "documents" / digest.removeprefix("sha256:")).read_bytes()
+    except OSError:
+        return None
+    return body if _sha256(body) == digest else None
+
+
+def _keep(digest: str, body: bytes) -> None:
+    if len(body) <= KEPT_BLOB_SIZE and _sha256(body) == digest:
+        write_atomic(cache_dir() / "documents" / digest.removeprefix("sha256:"), body)
 
 
 def _kept_manifest(digest: str) -> tuple[bytes, str] | None:
-    try:
-        body = (_manifest_cache() / digest.removeprefix("sha256:")).read_bytes()
-    except OSError:
-        return None
-    media_type = _declared_type(body)
-    return (body, media_type) if media_type and _sha256(body) == digest else None
+    body = _kept(digest)
+    media_type = _declared_type(body) if body is not None else ""
+    return (body, media_type) if body is not None and media_type else None
 
 
 def _declared_type(body: bytes) -> str:
@@ -180,7 +190,13 @@ def open_blob(registry: str, repository: str, digest: str, timeout: float = TIME
 
 
 def fetch_blob(registry: str, repository: str, digest: str, timeout: float = TIMEOUT) -> bytes:
-    return request("GET", registry, f"{repository}/blobs/{digest}", timeout=timeout).body
+    """A blob whole (a config, a document; layers are streamed with open_blob)."""
+    kept = _kept(digest)
+    if kept is not None:
+        return kept
+    body = request("GET", registry, f"{repository}/blobs/{digest}", timeout=timeout).body
+    _keep(digest, body)
+    return body
 
 
 def put_tag(registry: str, repository: str, digest: str, tag: str) -> None:

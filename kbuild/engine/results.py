@@ -12,15 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kbuild.compile.pipeline import Compiled
 from kbuild.engine.buildx import TargetOutcome
-from kbuild.engine.files import dump_json, write_if_changed
+from kbuild.engine.files import dump_json, write_atomic, write_if_changed
 from kbuild.engine.publish import Published
-
-# libyaml's dumper where PyYAML has it (several times faster), else the pure-Python one.
-_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 STATUSES = ("built", "cached", "failed", "parent_error", "unmatched")
 
@@ -109,8 +104,15 @@ def write_results(
     # One manifest per variant (what a multi-distro deployment picks from), and the last bake's
     # next to the summary, where `kbuild deploy` looks by default.
     as_json = dump_json(image_manifest)
-    as_yaml = yaml.dump(image_manifest, Dumper=_DUMPER, sort_keys=False).encode()
     for directory in (build_dir / "manifests" / compiled.request.variant, build_dir):
-        write_if_changed(directory / "kbuild-manifest.json", as_json)
-        write_if_changed(directory / "kbuild-manifest.yml", as_yaml)
+        as_yaml = directory / "kbuild-manifest.yml"
+        if write_if_changed(directory / "kbuild-manifest.json", as_json) or not as_yaml.is_file():
+            write_atomic(as_yaml, _yaml(image_manifest))  # the same document as the JSON
     return report, image_manifest
+
+
+def _yaml(document: Mapping[str, Any]) -> bytes:
+    import yaml  # only when the manifest changed: a no-op bake does without
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's where PyYAML has it: faster
+    return yaml.dump(document, Dumper=dumper, sort_keys=False).encode()

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kbuild.compile.names import hash_tag, repository
+from kbuild.compile.names import repository, sbom_tag
 from kbuild.compile.pipeline import Compiled
 from kbuild.engine import registry
 from kbuild.engine.files import write_atomic
@@ -31,10 +31,6 @@ EMPTY_CONFIG = {
     "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
     "size": 2,
 }
-
-
-def sbom_tag(content_hash: str) -> str:
-    return hash_tag(content_hash).replace("kbuild-", "kbuild-sbom-", 1)
 
 
 def document(compiled: Compiled, image: str, platform: str, digest: str, probed: Probed) -> dict[str, Any]:
@@ -172,7 +168,8 @@ def publish_sboms(
                     entry["ref"] = f"{request.registry}/{repo}@{digest}"
                 return name, entry
             if item.status == "cached" and push:
-                found = registry.manifest_digest(request.registry, repo, sbom_tag(compiled.plan.hashes[name]))
+                tag, known = sbom_tag(compiled.plan.hashes[name]), compiled.plan.found[name].tags
+                found = known[tag] if tag in known else registry.manifest_digest(request.registry, repo, tag)
                 return name, {"ref": f"{request.registry}/{repo}@{found}"} if found else None
         except (OSError, KbuildError) as error:  # the image is published; say what is missing
             say(f"[yellow]no SBOM for {name}:[/] {error}")
