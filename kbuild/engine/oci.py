@@ -290,6 +290,20 @@ def open_source(spec: str | os.PathLike[str]) -> OciArchive | RegistryImage:
 # Report
 
 
+def image_label(source: ImageSource, key: str) -> str | None:
+    """A label of the image's config (of its first platform, for an index: kbuild gives every
+    platform the same labels); no layer is read."""
+    document = load_json(source.blob(source.index_digest()), source.name)
+    if document.get("mediaType") in INDEX_TYPES or "manifests" in document:
+        entries = [entry for entry in document.get("manifests", []) if not is_attestation(entry)]
+        if not entries:
+            return None
+        document = load_json(source.blob(entries[0]["digest"]), source.name)
+    config = load_json(source.blob(document["config"]["digest"]), source.name)
+    labels = (config.get("config") or {}).get("Labels") or {}
+    return labels.get(key)
+
+
 def platform_digests(source: ImageSource) -> dict[str, str]:
     """platform -> the digest of its image (attestations left out); no layer is read."""
     digest = source.index_digest()
