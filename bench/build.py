@@ -1,10 +1,15 @@
 """Cold build of a profile versus its critical path (the longest parent chain of images).
 
-    .venv/bin/python bench/build.py [--profile core] [--platform linux/amd64] [--warm]
+    .venv/bin/python bench/build.py [--profile core] [--platform linux/amd64] [--warm] [--chain [LEAF]]
 
 Empties BuildKit's cache first (unless --warm), bakes the profile with --push into a namespace of
 its own, and compares the wall-clock time with the longest chain of per-image build times from
 summary.json. BuildKit runs independent images side by side, so the two should be close.
+
+Those per-image times are measured while every image builds at once: on a small machine they
+stretch with the contention. --chain also builds the chain alone, cold (the leaf of the longest
+chain, or LEAF, with its ancestors and nothing else): its wall clock is the critical path without
+contention, what the profile's cold build would take with enough cores and bandwidth.
 """
 
 from __future__ import annotations
@@ -25,8 +30,50 @@ def main() -> None:
     parser.add_argument("--profile", default="core")
     parser.add_argument("--platform", default="linux/amd64")
     parser.add_argument("--warm", action="store_true", help="keep BuildKit's cache")
+    parser.add_argument("--chain", nargs="?", const="", help="also build the longest chain (or LEAF's) alone")
     args = parser.parse_args()
-    if not args.warm:
+    wall, result, seconds, parents = bake(["-p", args.profile], args.platform, args.warm)
+
+    def chain(name: str | None) -> float:
+        return 0.0 if name is None else seconds.get(name, 0.0) + chain(parents.get(name))
+
+    leaf = max(seconds, key=chain)
+    critical = chain(leaf)
+    print(
+        f"{'cold' if not args.warm else 'warm'} bake of {args.profile} on {args.platform}: {wall:.1f} s wall clock, exit {result}"
+    )
+    for name, value in sorted(seconds.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<20} {value:7.1f} s")
+    print(
+        f"critical path {' <- '.join(lineage(leaf, parents))}: {critical:.1f} s; sum of all images: {sum(seconds.values()):.1f} s"
+    )
+    print(f"wall clock / critical path: {wall / critical:.2f}x")
+    if args.chain is not None:
+        leaf = args.chain or leaf
+        alone, result, own, _ = bake([f"^{leaf}$"], args.platform, args.warm)
+        print(
+            f"the chain {' <- '.join(lineage(leaf, parents))} alone: {alone:.1f} s wall clock, exit {result}"
+        )
+        for name in lineage(leaf, parents):
+            print(f"  {name:<20} {own.get(name, 0.0):7.1f} s")
+        print(f"profile's wall clock / the chain's alone: {wall / alone:.2f}x")
+
+
+def lineage(leaf: str, parents: dict[str, str | None]) -> list[str]:
+    path: list[str] = []
+    node: str | None = leaf
+    while node is not None:
+        path.append(node)
+        node = parents.get(node)
+    return path
+
+
+def bake(
+    selection: list[str], platform: str, warm: bool
+) -> tuple[float, int, dict[str, float], dict[str, str | None]]:
+    """One bake with --push into a namespace of its own: wall clock, exit code, per-image build
+    seconds and parents."""
+    if not warm:
         subprocess.run(["docker", "builder", "prune", "-af"], check=True, capture_output=True)
     with tempfile.TemporaryDirectory() as scratch:
         build_dir = Path(scratch)
@@ -36,10 +83,9 @@ def main() -> None:
             "-m",
             "kbuild",
             "bake",
-            "-p",
-            args.profile,
+            *selection,
             "--platform",
-            args.platform,
+            platform,
             "--push",
             "--no-cache",  # else images an earlier build pushed are found by content hash
             "--namespace",
@@ -56,25 +102,7 @@ def main() -> None:
         manifest = json.loads((build_dir / "kbuild-manifest.json").read_text())
     seconds = {entry["name"]: entry["seconds"] for entry in summary["built"]}
     parents = {name: image["parent"] for name, image in manifest["images"].items()}
-
-    def chain(name: str | None) -> float:
-        return 0.0 if name is None else seconds.get(name, 0.0) + chain(parents.get(name))
-
-    leaf = max(seconds, key=chain)
-    path, node = [], leaf
-    while node is not None:
-        path.append(node)
-        node = parents.get(node)
-    critical = chain(leaf)
-    print(
-        f"{'cold' if not args.warm else 'warm'} bake of {args.profile} on {args.platform}: {wall:.1f} s wall clock, exit {result.returncode}"
-    )
-    for name, value in sorted(seconds.items(), key=lambda kv: -kv[1]):
-        print(f"  {name:<20} {value:7.1f} s")
-    print(
-        f"critical path {' <- '.join(path)}: {critical:.1f} s; sum of all images: {sum(seconds.values()):.1f} s"
-    )
-    print(f"wall clock / critical path: {wall / critical:.2f}x")
+    return wall, result.returncode, seconds, parents
 
 
 if __name__ == "__main__":
