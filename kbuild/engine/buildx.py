@@ -125,7 +125,8 @@ def run_bake(
     """Bake every target of the compiled bake file; returns an outcome per image (or root) name."""
     parents = {name: target.parent_target for name, target in compiled.bake.targets.items()}
     outcomes = {name: TargetOutcome(name) for name in compiled.bake.targets}
-    dockerfiles = {t.name: t.dockerfile for t in compiled.rendered.targets}
+    # Squashed once here: every progress line that names a step looks its owner up in them.
+    dockerfiles = {t.name: _squash(t.dockerfile) for t in compiled.rendered.targets}
     remaining = list(compiled.bake.groups["default"])
     for name in _with_ancestors(remaining, parents):
         options.on_state(name, "waiting", "")
@@ -234,11 +235,11 @@ def _culprits(
 def _owner(target: str, step: str, parents: dict[str, str | None], dockerfiles: dict[str, str]) -> str:
     """The image a build step belongs to. A child's build runs its parent's steps too, and BuildKit
     may report a parent's step under the child's name: the owner is the nearest image whose
-    Dockerfile has that step."""
+    Dockerfile (`dockerfiles`: squashed) has that step."""
     squashed = _squash(step)
     if squashed:
         for candidate in [target, *_ancestors(target, parents)]:
-            if squashed in _squash(dockerfiles.get(candidate, "")):
+            if squashed in dockerfiles.get(candidate, ""):
                 return candidate
     return target
 

@@ -3,9 +3,9 @@ the engine.
 
 A built image is in the bake's OCI layout directory; it is copied to the registry with skopeo,
 digest unchanged, or loaded into the engine. Parents are copied before their children, so a
-layer they share is uploaded once (skopeo skips the blobs the registry has). Every image gets two tags: the requested one and its
-content-addressed `kbuild-<hash>` tag, by which later builds find it. An image the plan found is
-only re-tagged (or copied from the repository it was found in).
+layer they share is uploaded once (skopeo skips the blobs the registry has). Every image gets two
+tags: the requested one and its content-addressed `kbuild-<hash>` tag, by which later builds find
+it. An image the plan found is only re-tagged (or copied from the repository it was found in).
 """
 
 from __future__ import annotations
@@ -122,18 +122,20 @@ def _retag(compiled: Compiled, name: str, found: Found, push: bool) -> Published
                 _run("docker", "tag", found.ref, ref)
         return Published(name, "cached", wanted, found.digest)
     reg, repo, _ = registry.split_ref(hashed)
-    known: Mapping[str, str | None] = found.tags
     if found.ref.partition("@")[0] != f"{reg}/{repo}":  # found under another namespace
         _skopeo("docker://" + found.ref, "docker://" + hashed)
-        known = {}
-    # Nothing to do when the tag is right already (the usual no-op: the finder read it); the
-    # index itself is kept on disk.
-    current = known[request.tag] if request.tag in known else registry.manifest_digest(reg, repo, request.tag)
-    if current != found.digest:
+    # Nothing to do when the tag is right already (the usual no-op); the index is kept on disk.
+    if tag_digest(found, reg, repo, request.tag) != found.digest:
         registry.put_tag(reg, repo, found.digest, request.tag)
     with RegistryImage(f"{reg}/{repo}@{found.digest}") as image:
         platforms = platform_digests(image)
     return Published(name, "cached", wanted, found.digest, platforms)
+
+
+def tag_digest(found: Found, reg: str, repo: str, tag: str) -> str | None:
+    """The digest `tag` of `repo` points at: as the finder read it with the image (only in the
+    repository it was found in), else asked now."""
+    return found.tags[tag] if tag in found.tags else registry.manifest_digest(reg, repo, tag)
 
 
 def _skopeo(source: str, destination: str) -> None:

@@ -167,8 +167,10 @@ def _keep(digest: str, body: bytes) -> None:
 
 def _kept_manifest(digest: str) -> tuple[bytes, str] | None:
     body = _kept(digest)
-    media_type = _declared_type(body) if body is not None else ""
-    return (body, media_type) if body is not None and media_type else None
+    if body is None:
+        return None
+    media_type = _declared_type(body)
+    return (body, media_type) if media_type else None
 
 
 def _declared_type(body: bytes) -> str:

@@ -22,7 +22,7 @@ from kbuild.compile.pipeline import Compiled
 from kbuild.engine import registry
 from kbuild.engine.files import write_atomic
 from kbuild.engine.probes import Probed, read_probes
-from kbuild.engine.publish import Published
+from kbuild.engine.publish import Published, tag_digest
 from kbuild.errors import KbuildError
 
 SPDX_MEDIA_TYPE = "application/spdx+json"
@@ -168,8 +168,8 @@ def publish_sboms(
                     entry["ref"] = f"{request.registry}/{repo}@{digest}"
                 return name, entry
             if item.status == "cached" and push:
-                tag, known = sbom_tag(compiled.plan.hashes[name]), compiled.plan.found[name].tags
-                found = known[tag] if tag in known else registry.manifest_digest(request.registry, repo, tag)
+                tag = sbom_tag(compiled.plan.hashes[name])
+                found = tag_digest(compiled.plan.found[name], request.registry, repo, tag)
                 return name, {"ref": f"{request.registry}/{repo}@{found}"} if found else None
         except (OSError, KbuildError) as error:  # the image is published; say what is missing
             say(f"[yellow]no SBOM for {name}:[/] {error}")

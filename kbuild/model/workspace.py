@@ -104,9 +104,10 @@ class Workspace:
     def _resolve_label(self, label: str, loading: str, location: Location) -> str:
         """`//` is the workspace root (from an overlay too); other paths are relative to the
         loading file, which may be an overlay's file outside the workspace (an absolute path)."""
-        if control_character(label) is not None:
+        character = control_character(label)
+        if character is not None:
             raise KbuildError(
-                f"bad load path {label!r}: it holds the control character {control_character(label)}",
+                f"bad load path {label!r}: it holds the control character {character}",
                 location,
                 "a load path is printable text: '//dir/file.kb' or 'file.kb'",
             )
