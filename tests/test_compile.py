@@ -240,3 +240,30 @@ def test_buildx_accepts_the_bake_file_unchanged(tmp_path, distro):
         else f"target:{distro}-{compiled.request.release}-root"
     )
     assert list(base_contexts.values()) == [expected]
+
+
+def test_a_context_file_cannot_go_where_the_context_is_mounted(workspace_factory, tmp_path):
+    workspace = workspace_factory(
+        {
+            "recipes/x/x.kb": 'image(name = "x", parent = "base", files = {"x.conf": "/mnt/x.conf"})\n',
+            "recipes/x/x.conf": "x = 1\n",
+        }
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kbuild",
+            "compile",
+            "^x$",
+            "-C",
+            str(workspace),
+            "-o",
+            str(tmp_path / "b.json"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "a context file cannot go to /mnt/x.conf" in result.stderr and "recipes/x/x.kb:1" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -153,7 +153,9 @@ def _render_image(
         clamping_shell=CLAMPING_SHELL,
         default_shell=DEFAULT_SHELL,
         context_mount=CONTEXT_MOUNT,
-        install_files=_install_files({n: f.destination for n, f in _context_files(image, request).items()}),
+        install_files=_install_files(
+            image, {n: f.destination for n, f in _context_files(image, request).items()}
+        ),
         pip_install=_pip_install(source, image.name, pip_pins, arches) if source else "",
         blocks={block: "\n".join(image.blocks.get(block, ())) for block in BLOCKS},
         user=user.name if user else "",
@@ -177,12 +179,20 @@ def _render_image(
     )
 
 
-def _install_files(destinations: Mapping[str, str]) -> str:
+def _install_files(image: Image, destinations: Mapping[str, str]) -> str:
     """The step that installs the context files (name -> destination) from the context mounted at
     CONTEXT_MOUNT as COPY would: mode kept, owned by root, missing directories made. It is a RUN,
     not a COPY, so that the clamping shell sets its timestamps."""
     if not destinations:
         return ""
+    for destination in destinations.values():
+        if (destination.rstrip("/") + "/").startswith(CONTEXT_MOUNT + "/"):
+            raise KbuildError(
+                f"image '{image.name}': a context file cannot go to {destination}",
+                image.location,
+                f"{CONTEXT_MOUNT} is where the build context is mounted while the files are installed;"
+                " choose another directory",
+            )
     targets = {
         name: destination + posixpath.basename(name) if destination.endswith("/") else destination
         for name, destination in destinations.items()
