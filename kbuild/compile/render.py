@@ -322,8 +322,9 @@ def _install(
 ) -> str:
     """The family's install command. Locked, it installs exactly the versions the lock recorded
     for this image (its packages and their dependencies), per architecture where they differ.
-    The family's clean-up and the image's own (`clean`) run in the same layer: what a package's
-    scripts leave that differs from build to build never reaches a layer."""
+    The image's own clean-up (`clean`) and then the family's run in the same layer: what a
+    package's scripts leave that differs from build to build never reaches a layer, nor what the
+    image's clean-up leaves behind (debconf's `-old` copies)."""
     if pinned:
         common, own = _split_by_arch(pinned, arches)
         per_arch = {arch: "echo " + shlex.quote(" ".join(items)) for arch, items in own.items()}
@@ -332,7 +333,7 @@ def _install(
         return ""
     listed = " \\\n        ".join(packages)
     command = _fill(family.install, packages=f"\\\n        {listed}")
-    return " \\\n    && ".join([command, *([family.clean] if family.clean else []), *clean])
+    return " \\\n    && ".join([command, *clean, *([family.clean] if family.clean else [])])
 
 
 def _package_pins(family: Family, pins: ImagePins) -> dict[str, list[str]]:
