@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from compiling import bake_json, compile_workspace, write_build
+from conftest import run_kbuild
 
 from kbuild.compile.bake import TARGET_ATTRIBUTES, escape
 from kbuild.compile.render import CLAMPING_SHELL, DEFAULT_SHELL
@@ -176,23 +176,7 @@ def test_tags_follow_registry_namespace_and_tag(tmp_path):
 
 def test_the_cli_compiles_and_exits_zero(tmp_path):
     bake = tmp_path / "bake.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kbuild",
-            "compile",
-            "-p",
-            "core",
-            "-o",
-            str(bake),
-            "--build-dir",
-            str(tmp_path / "b"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    result = run_kbuild("compile", "-p", "core", "-o", bake, "--build-dir", tmp_path / "b", cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert set(json.loads(bake.read_text())["group"]) >= {"default", "core"}
 
@@ -249,21 +233,7 @@ def test_a_context_file_cannot_go_where_the_context_is_mounted(workspace_factory
             "recipes/x/x.conf": "x = 1\n",
         }
     )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kbuild",
-            "compile",
-            "^x$",
-            "-C",
-            str(workspace),
-            "-o",
-            str(tmp_path / "b.json"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    result = run_kbuild("compile", "^x$", "-C", workspace, "-o", tmp_path / "b.json")
     assert result.returncode == 2, result.stderr
     assert "a context file cannot go to /mnt/x.conf" in result.stderr and "recipes/x/x.kb:1" in result.stderr
     assert "Traceback" not in result.stderr
